@@ -1,0 +1,211 @@
+"""`recx <stage> [hydra overrides]`: an argv shim onto Hydra's `--config-name` (ARCHITECTURE §3).
+
+The shim replaces only the first word: `-m`, `--cfg job`, `--info`, `-cd`, sweeps and launchers
+pass through to Hydra unchanged. Before Hydra starts it registers the schemas and the
+`source/target/base` alias groups, and answers an unknown stage, model or dataset with
+"did you mean".
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from pathlib import Path
+
+STAGES: dict[str, tuple[str, str]] = {
+    "preprocess": ("read, filter, split and cache a dataset; print its stats",
+                   "recx preprocess dataset=ml_100k dataset.raw_dir=data/ml-100k"),
+    "train": ("train and evaluate a model in-domain on one dataset",
+              "recx train model=sasrec dataset=synth_t"),
+    "pretrain": ("train a model on one or several source domains",
+                 "recx pretrain model=preprec 'source=[synth_a,synth_b]'"),
+    "transfer": ("zero-shot: evaluate a pretrained model on an unseen target",
+                 "recx transfer model=preprec source=synth_a target=synth_t"),
+    "finetune": ("adapt a pretrained model on the target, then evaluate",
+                 "recx finetune model=unisrec source=synth_a target=synth_t"),
+    "interpolate": ("blend a transferred model with an in-domain one; α chosen on valid",
+                    "recx interpolate model=pop base=sasrec target=synth_t"),
+    "report": ("aggregate metrics.json of runs and sweeps into tables and figures",
+               "recx report report.where.target=synth_t"),
+    "run": ("the default experiment end to end, one results table",
+            "recx run"),
+}
+ALIAS_GROUPS = ("model", "base", "dataset", "source", "target")
+
+
+def conf_dir() -> Path:
+    """$RECX_CONF_DIR, then <repo>/conf (editable checkout), then recx/_conf (installed wheel)."""
+    env = os.environ.get("RECX_CONF_DIR")
+    if env:
+        return Path(env).resolve()
+    here = Path(__file__).resolve().parent
+    repo = here.parent / "conf"
+    if (repo / "common.yaml").exists():
+        return repo
+    return here / "_conf"
+
+
+def print_stage_overview() -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from recx import __version__
+
+    t = Table(title=f"recx {__version__} — transferable sequential recommendation",
+              title_justify="left", show_lines=False)
+    t.add_column("stage", style="bold cyan")
+    t.add_column("purpose")
+    t.add_column("example", style="green")
+    for name, (purpose, example) in STAGES.items():
+        t.add_row(name, purpose, escape(example))
+    c = Console()
+    c.print(escape("usage: recx <stage> [key=value ...] [-m] [--cfg job] [--help]\n"))
+    c.print(t)
+    root = conf_dir()
+    from recx.config.aliases import option_names
+
+    c.print("\n[bold]config groups[/bold] (pick with group=option):")
+    for group in ("model", "dataset", "train", "eval", "text", "experiment"):
+        names = option_names([root], group)
+        c.print(f"  [cyan]{group}[/cyan]: {', '.join(names)}")
+    c.print("  [cyan]source[/cyan] / [cyan]target[/cyan]: any dataset (" + escape("'source=[a,b]'")
+            + " for several); [cyan]base[/cyan]: any model")
+    c.print("\nper-stage help: recx <stage> --help     composed config: recx <stage> --cfg job"
+            "\nbash completion: eval \"$(recx -sc install=bash)\"")
+
+
+def _suggest(word: str, options, what: str) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    guess = f" — did you mean {close[0]!r}?" if close else ""
+    return f"unknown {what} {word!r}{guess}\n  options: {', '.join(options)}"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    from rich.console import Console
+
+    from rich.markup import escape
+
+    Console(stderr=True).print(f"[bold red]recx:[/bold red] {escape(message)}", highlight=False)
+    sys.exit(code)
+
+
+_VALUE_RE = re.compile(r"^~?\+{0,2}(model|base|dataset|source|target)=(.*)$")
+
+
+def check_group_values(args: list[str], names: dict[str, list[str]]) -> None:
+    """Unknown option names given to the alias groups get a "did you mean" (exit 2)."""
+    for arg in args:
+        m = _VALUE_RE.match(arg)
+        if not m:
+            continue
+        group, value = m.groups()
+        value = value.strip()
+        if not value or "(" in value or "$" in value:  # glob(), interpolations: leave to Hydra
+            continue
+        for token in re.split(r"[\[\],\s]+", value):
+            token = token.strip("'\"")
+            if token and token != "null" and token not in names[group]:
+                _fail(_suggest(token, names[group], f"{group} option"))
+
+
+def _extra_conf_dirs(args: list[str]) -> list[Path]:
+    out = []
+    for i, a in enumerate(args):
+        if a in ("-cd", "--config-dir") and i + 1 < len(args):
+            out.append(Path(args[i + 1]))
+        elif a.startswith("--config-dir="):
+            out.append(Path(a.split("=", 1)[1]))
+    return out
+
+
+def _stage_from_comp_line() -> str | None:
+    """Bash completion: take the stage word out of COMP_LINE so Hydra completes overrides."""
+    line = os.environ.get("COMP_LINE")
+    if line is None:
+        return None
+    words = line.split()
+    if len(words) >= 2 and words[1] in STAGES:
+        os.environ["COMP_LINE"] = " ".join([words[0], *words[2:]]) + (
+            " " if line.endswith(" ") else "")
+        return words[1]
+    partial = words[1] if len(words) == 2 and not line.endswith(" ") else ""
+    if len(words) <= 1 or (partial and "=" not in partial):
+        print(" ".join(s for s in STAGES if s.startswith(partial)))
+        sys.exit(0)
+    return None
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if not args or args[0] in ("-h", "--help", "help"):
+        print_stage_overview()
+        return
+    if args[0] in ("--version", "-V"):
+        from recx import __version__
+
+        print(__version__)
+        return
+    if args[0].startswith("-"):  # -sc query=bash (completion), --hydra-help, ...
+        stage = _stage_from_comp_line() or "run"
+        rest = args
+    else:
+        stage, rest = args[0], args[1:]
+        if stage not in STAGES:
+            _fail(_suggest(stage, STAGES, "stage") + "\n  overview: recx --help")
+    from recx.config.aliases import register_aliases
+    from recx.config.resolvers import register_resolvers
+    from recx.config.schema import register_schemas
+
+    root = conf_dir()
+    extra = _extra_conf_dirs(rest)
+    if os.environ.get("RECX_CONF_DIR") and Path(os.environ["RECX_CONF_DIR"]) != root:
+        extra.append(Path(os.environ["RECX_CONF_DIR"]))
+    register_resolvers()
+    register_schemas()
+    names = register_aliases([root, *extra])
+    check_group_values(rest, names)
+    _pin_ddp_run_dir(stage, rest)
+    sys.argv = [sys.argv[0], f"--config-name={stage}", *rest]
+    _hydra_entry()
+
+
+def _pin_ddp_run_dir(stage: str, rest: list[str]) -> None:
+    """Under torchrun all ranks must share one run dir (ARCHITECTURE §9)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not any(
+            a.startswith("hydra.run.dir=") for a in rest):
+        run_id = os.environ.get("TORCHELASTIC_RUN_ID", "ddp")
+        rest.append(f"hydra.run.dir=${{paths.outputs}}/runs/{stage}/${{run_name}}/ddp-{run_id}")
+
+
+def _hydra_entry() -> None:
+    import hydra
+
+    @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name=None)
+    def entry(cfg):
+        from recx.stages import run_stage
+
+        return run_stage(cfg)
+
+    entry()
+    from recx.hydra_callbacks import exit_code
+
+    code = exit_code()
+    if code:
+        sys.exit(code)
+
+
+def stage_alias(stage: str):
+    """Console scripts `recx-<stage>`: the same code path as `recx <stage>`."""
+
+    def _main() -> None:
+        sys.argv = [sys.argv[0], stage, *sys.argv[1:]]
+        main()
+
+    return _main
+
+
+if __name__ == "__main__":
+    main()

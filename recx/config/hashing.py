@@ -1,0 +1,37 @@
+"""Stable content hashes for the artifact store (ARCHITECTURE §7.2)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+
+def _plain(x: Any) -> Any:
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(x, DictConfig | ListConfig):
+            return OmegaConf.to_container(x, resolve=True)
+    except ImportError:  # pragma: no cover
+        pass
+    return x
+
+
+def stable_hash(*parts: Any, length: int = 12) -> str:
+    """sha256 of the JSON of `parts` with sorted keys; independent of key order."""
+    payload = json.dumps([_plain(p) for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:length]
+
+
+def drop_keys(tree: dict, keys) -> dict:
+    """A shallow copy of `tree` without `keys` (things that never change the artifact)."""
+    return {k: v for k, v in tree.items() if k not in set(keys)}
+
+
+def file_sha256(path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,211 @@
+"""`DomainData`: one processed domain in memory, and how it is built through the cache.
+
+Events are stored once, sorted by (user, ts, order), with `indptr` giving each user's slice
+(users are 1..U, items 1..N, 0 is padding). Sequences are never materialised as prefixes: samplers
+and the evaluator gather windows from the flat arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recx.config.hashing import drop_keys, stable_hash
+from recx.data.scenarios import SPLIT_CODES, TRAIN
+from recx.store import Store, atomic_write_json, is_ready
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+_HASH_EXCLUDE = ("name", "download", "raw_dir", "origin", "pretrain_only")
+_SPLIT_KEYS = ("scenario", "valid_quantile", "test_quantile", "cold_item_fraction")
+
+
+@dataclass
+class Queries:
+    """Evaluation queries of one split: the target event and the history before it."""
+
+    users: np.ndarray  # int32 [Q]
+    pos: np.ndarray  # int64 [Q] index of the target event in the flat arrays
+    targets: np.ndarray  # int32 [Q]
+    query_ts: np.ndarray  # int64 [Q]
+
+
+@dataclass
+class DomainData:
+    name: str
+    data_hash: str
+    n_users: int
+    n_items: int
+    user: np.ndarray  # int32 [E]
+    item: np.ndarray  # int32 [E]
+    ts: np.ndarray  # int64 [E]
+    split: np.ndarray  # int8 [E]
+    indptr: np.ndarray  # int64 [U + 2]; user u owns events indptr[u]:indptr[u+1]
+    text_fields: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+    path: Path | None = None
+    time_scale: dict = field(default_factory=dict)
+    parts: list = field(default_factory=list)  # merged domains: (name, item offset, n_items)
+    _items: pd.DataFrame | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_frames(cls, name: str, data_hash: str, inter: pd.DataFrame, n_users: int,
+                    n_items: int, **kw) -> DomainData:
+        user = inter["user"].to_numpy(np.int32)
+        indptr = np.zeros(n_users + 2, dtype=np.int64)
+        np.cumsum(np.bincount(user, minlength=n_users + 1), out=indptr[1:])
+        return cls(name=name, data_hash=data_hash, n_users=n_users, n_items=n_items, user=user,
+                   item=inter["item"].to_numpy(np.int32), ts=inter["ts"].to_numpy(np.int64),
+                   split=inter["split"].to_numpy(np.int8), indptr=indptr, **kw)
+
+    @classmethod
+    def load(cls, entry: Path, name: str) -> DomainData:
+        entry = Path(entry)
+        inter = pd.read_parquet(entry / "interactions.parquet",
+                                columns=["user", "item", "ts", "split"])
+        stats = json.loads((entry / "stats.json").read_text())
+        meta = json.loads((entry / "domain.json").read_text())
+        return cls.from_frames(name, meta["data_hash"], inter, meta["n_users"], meta["n_items"],
+                               text_fields=meta["text_fields"], stats=stats, path=entry,
+                               time_scale=meta.get("time_scale") or {})
+
+    # ------------------------------------------------------------------ derived views
+    @property
+    def n_events(self) -> int:
+        return len(self.item)
+
+    @property
+    def items(self) -> pd.DataFrame:
+        """Item catalogue: item id, raw id and text fields (loaded on first use)."""
+        if self._items is None:
+            if self.path is None:
+                raise RuntimeError("domain has no item table")
+            self._items = pd.read_parquet(self.path / "items.parquet")
+        return self._items
+
+    @cached_property
+    def n_train(self) -> np.ndarray:
+        """Training events per user (they form a prefix of the user's sequence)."""
+        counts = np.bincount(self.user[self.split == TRAIN], minlength=self.n_users + 1)
+        return counts.astype(np.int64)
+
+    @cached_property
+    def train_mask(self) -> np.ndarray:
+        return self.split == TRAIN
+
+    @cached_property
+    def train_item_counts(self) -> np.ndarray:
+        """Training events per item, [N + 1] (column 0 = padding = 0)."""
+        return np.bincount(self.item[self.train_mask], minlength=self.n_items + 1)
+
+    def queries(self, split: str) -> Queries:
+        """Targets of `split` that have at least one history event."""
+        code = SPLIT_CODES[split]
+        pos = np.flatnonzero(self.split == code)
+        users = self.user[pos]
+        pos = pos[pos > self.indptr[users]]
+        users = self.user[pos]
+        return Queries(users=users, pos=pos.astype(np.int64), targets=self.item[pos],
+                       query_ts=self.ts[pos])
+
+    def history_windows(self, pos: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+        """Left-padded windows of the last `max_len` events before each position.
+
+        Returns (items [Q, L] int64 with 0 padding, event indices [Q, L] with -1 padding).
+        """
+        users = self.user[pos]
+        start = np.maximum(self.indptr[users], pos - max_len)
+        idx = pos[:, None] - max_len + np.arange(max_len)[None, :]
+        valid = idx >= start[:, None]
+        idx = np.where(valid, idx, -1)
+        items = np.where(valid, self.item[np.maximum(idx, 0)], 0).astype(np.int64)
+        return items, idx
+
+    def user_items(self, users: np.ndarray, upto_pos: np.ndarray | None = None) -> tuple:
+        """(row, item) pairs of each user's events (before `upto_pos` when given): CSR form."""
+        starts = self.indptr[users]
+        ends = self.indptr[users + 1] if upto_pos is None else upto_pos
+        lens = ends - starts
+        rows = np.repeat(np.arange(len(users)), lens)
+        offs = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+        return rows, self.item[np.repeat(starts, lens) + offs]
+
+    def train_users(self, fraction: float = 1.0, seed: int = 0) -> np.ndarray:
+        """Users with at least two training events, optionally a seeded fraction of them
+        (EVALUATION §1.3: the same users for every model with the same seed)."""
+        users = np.flatnonzero(self.n_train >= 2).astype(np.int64)
+        if fraction >= 1.0:
+            return users
+        rng = np.random.default_rng([seed, int(self.data_hash[:8], 16)])
+        k = max(1, int(round(fraction * len(users))))
+        return np.sort(rng.choice(users, size=k, replace=False))
+
+
+# ---------------------------------------------------------------------------------- building
+def data_hash(ds, eval_cfg, raw_identity: dict) -> str:
+    from omegaconf import OmegaConf
+
+    tree = drop_keys(OmegaConf.to_container(ds, resolve=True), _HASH_EXCLUDE)
+    split = {k: eval_cfg[k] for k in _SPLIT_KEYS}
+    extra = {}
+    if ds.reader == "synthetic":
+        from recx.data.synthetic import GENERATOR_VERSION
+
+        extra["generator_version"] = GENERATOR_VERSION
+    return stable_hash(tree, split, raw_identity, CACHE_VERSION, extra)
+
+
+def raw_identity(ds, files) -> dict:
+    """Content identity of the raw inputs: pinned sha256 where configured, else computed."""
+    from recx.data.download import sha256_cached
+
+    pinned = {str(k): v for k, v in (ds.origin.files or {}).items() if v}
+    ident = {}
+    for p in files.all_paths() if (ds.path or ds.raw_dir) else []:
+        ident[p.name] = pinned.get(p.name) or sha256_cached(p)
+    if not ident:
+        ident = pinned
+    return ident
+
+
+def load_domain(ds, eval_cfg, paths, *, offline: bool = False, progress=None) -> DomainData:
+    """Return the processed domain for dataset config `ds`, building the cache entry on a miss."""
+    from recx.data.download import resolve_raw_files
+    from recx.data.formats import get_reader
+    from recx.data.process import process
+
+    files = resolve_raw_files(ds, paths, offline=offline)
+    h = data_hash(ds, eval_cfg, raw_identity(ds, files))
+    entry = Store(paths.cache).entry("data", ds.name, h)
+    if not is_ready(entry):
+
+        def build(tmp: Path) -> None:
+            log.info("preprocessing %s → %s", ds.name, entry)
+            raw = get_reader(ds.reader)(ds, files)
+            out = process(raw, ds, eval_cfg)
+            out.interactions.to_parquet(tmp / "interactions.parquet", index=False)
+            out.items.to_parquet(tmp / "items.parquet", index=False)
+            atomic_write_json(tmp / "stats.json", out.stats)
+            atomic_write_json(tmp / "domain.json", {
+                "data_hash": h, "n_users": out.stats["users"], "n_items": out.stats["items"],
+                "text_fields": list(ds.text_fields or []),
+                "time_scale": {k: v for k, v in dict(ds.time_scale).items() if v is not None},
+            })
+            if "truth" in raw.info:
+                atomic_write_json(tmp / "truth.json", raw.info["truth"])
+
+        from omegaconf import OmegaConf
+
+        Store(paths.cache).get_or_build(entry, build, meta={
+            "kind": "data", "dataset": ds.name, "data_hash": h,
+            "config": OmegaConf.to_container(ds, resolve=True),
+        })
+    return DomainData.load(entry, ds.name)

@@ -1,0 +1,90 @@
+"""Batches of sequences, built lazily from a domain's flat event arrays.
+
+`SeqBatch` is what every model scores: left-padded history windows (most recent item at position
+L − 1), their timestamps and event indices (for per-event features such as PrepRec's periods),
+the query time (the held-out event's timestamp), users and targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class SeqBatch:
+    items: torch.Tensor  # [B, L] int64, 0 = padding, left-padded
+    ts: torch.Tensor  # [B, L] int64 (0 at padding)
+    lengths: torch.Tensor  # [B]
+    query_ts: torch.Tensor  # [B] timestamp of the event to predict
+    users: torch.Tensor  # [B]
+    targets: torch.Tensor  # [B] (0 when unknown)
+    event_idx: np.ndarray  # [B, L] index into the domain's event arrays, -1 = padding
+    query_pos: np.ndarray  # [B] index of the target event (or -1)
+
+    def to(self, device) -> SeqBatch:
+        if str(device) == "cpu":
+            return self
+        nb = True
+        return SeqBatch(self.items.to(device, non_blocking=nb), self.ts.to(device, non_blocking=nb),
+                        self.lengths.to(device, non_blocking=nb),
+                        self.query_ts.to(device, non_blocking=nb),
+                        self.users.to(device, non_blocking=nb),
+                        self.targets.to(device, non_blocking=nb), self.event_idx, self.query_pos)
+
+    def __len__(self) -> int:
+        return self.items.shape[0]
+
+
+def query_batch(domain, pos: np.ndarray, max_len: int, pin: bool = False) -> SeqBatch:
+    """Histories before the events at `pos` (the targets), as a SeqBatch."""
+    items, idx = domain.history_windows(pos, max_len)
+    ts = np.where(idx >= 0, domain.ts[np.maximum(idx, 0)], 0)
+    t = torch.from_numpy
+    batch = SeqBatch(
+        items=t(items), ts=t(ts.astype(np.int64)),
+        lengths=t((idx >= 0).sum(1).astype(np.int64)),
+        query_ts=t(domain.ts[pos].astype(np.int64)),
+        users=t(domain.user[pos].astype(np.int64)),
+        targets=t(domain.item[pos].astype(np.int64)),
+        event_idx=idx, query_pos=pos,
+    )
+    if pin and torch.cuda.is_available():
+        batch.items, batch.ts = batch.items.pin_memory(), batch.ts.pin_memory()
+    return batch
+
+
+def windows_every_position(domain, users: np.ndarray, max_len: int) -> tuple[np.ndarray, ...]:
+    """Cut each user's training sequence, from its end, into windows of ≤ max_len + 1 events;
+    consecutive windows share one event, so every training event after the user's first is a
+    target exactly once per epoch (models/baselines.md §1).
+
+    Returns (window_end, window_start) event indices (end exclusive), one row per window.
+    """
+    starts = domain.indptr[users]
+    ends = starts + domain.n_train[users]
+    n_targets = ends - starts - 1  # events that have a predecessor
+    n_win = np.maximum(1, -(-n_targets // max_len))  # ceil
+    win_user = np.repeat(np.arange(len(users)), n_win)
+    k = np.arange(n_win.sum()) - np.repeat(np.cumsum(n_win) - n_win, n_win)  # 0 = newest window
+    w_end = ends[win_user] - k * max_len
+    w_start = np.maximum(starts[win_user], w_end - max_len - 1)
+    return w_end, w_start
+
+
+def gather_windows(domain, w_end: np.ndarray, w_start: np.ndarray, width: int):
+    """Right-aligned windows [B, width] of event indices (-1 = padding)."""
+    idx = w_end[:, None] - width + np.arange(width)[None, :]
+    return np.where(idx >= w_start[:, None], idx, -1)
+
+
+def prefix_samples(domain, users: np.ndarray) -> np.ndarray:
+    """RecBole's scheme: one sample per training prefix; returns the target event indices
+    (every training event except each user's first)."""
+    starts = domain.indptr[users]
+    n = domain.n_train[users]
+    lens = np.maximum(n - 1, 0)
+    offs = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+    return np.repeat(starts + 1, lens) + offs

@@ -1,0 +1,112 @@
+"""The model adapter contract (ARCHITECTURE §8).
+
+An adapter translates config and domain data into tensors; the pure `nn.Module`s in
+`recx/models/modules/` only do maths. The item universe is whatever domain was last passed to
+`fit_inputs`: that is how zero-shot transfer works (popularity tables, graph statistics, text
+embeddings and Pop counts are rebuilt on the target; the weights stay).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from recx.data.sequences import SeqBatch
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    zero_shot: bool = False  # scores a domain whose items it never saw (no item-ID parameters)
+    needs_text: bool = False  # requires item text embeddings
+    needs_time: bool = False  # requires timestamps (PrepRec)
+    sequential: bool = True  # uses the order of the history; drives eval.mask_history=auto
+    finetune: bool = False  # supports the finetune stage
+    trainable: bool = True  # has gradient-trained parameters (Pop: False)
+
+
+class Batches:
+    """A sized iterable of training batches (the loop needs the length for progress and ETA)."""
+
+    def __init__(self, n: int, make: Iterable, n_samples: int = 0):
+        self.n, self._make, self.n_samples = n, make, n_samples
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator:
+        return iter(self._make)
+
+
+class RecModel(nn.Module):
+    name: ClassVar[str] = "model"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    max_len: int = 50
+
+    def __init__(self, n_items: int = 0, optim: dict | None = None, **_: Any):
+        super().__init__()
+        self.n_items = n_items  # ID models size their tables with it; zero-shot models ignore it
+        self.optim = dict(optim or {})
+        self.domain = None
+
+    # -- data ---------------------------------------------------------------------------------
+    def fit_inputs(self, domain) -> None:
+        """(Re)build every domain-specific input (buffers, features) for `domain`."""
+        self.domain = domain
+
+    def fit_nonparametric(self, domain, users: np.ndarray | None = None) -> None:
+        """Counting models fit here; trainable models do nothing."""
+
+    def train_batches(self, domain, rng: np.random.Generator, users: np.ndarray) -> Batches:
+        raise NotImplementedError(f"{self.name} is not trainable")
+
+    def prepare_finetune(self, domain, block: dict) -> None:
+        """Shape the model for adaptation to `domain` (new target tables, frozen parts).
+        The default adapts every weight (PrepRec's few-shot mode)."""
+
+    # -- maths --------------------------------------------------------------------------------
+    def loss(self, batch) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} is not trainable")
+
+    def score_all(self, batch: SeqBatch) -> torch.Tensor:
+        """[B, n_items + 1] for the current domain; column 0 is padding."""
+        raise NotImplementedError
+
+    def score_candidates(self, batch: SeqBatch, cand: torch.Tensor) -> torch.Tensor:
+        """[B, C]; by default gathered from `score_all`."""
+        return self.score_all(batch).gather(1, cand)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def expected_missing_keys(self, mode: str) -> set[str]:
+        return set()
+
+    def expected_unexpected_keys(self, mode: str) -> set[str]:
+        return set()
+
+    def ckpt_extra(self) -> dict:
+        """Plain-Python facts needed to rebuild the model (e.g. the ID vocabulary size)."""
+        return {"n_items": int(self.n_items)}
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        for b in self.buffers():
+            return b.device
+        return torch.device("cpu")
+
+
+def uniform_negatives(rng: np.random.Generator, n_items: int, shape, exclude=None) -> np.ndarray:
+    """Uniform item ids in 1..n_items; resample where `exclude(ids)` is true (a few rounds)."""
+    neg = rng.integers(1, n_items + 1, size=shape)
+    if exclude is not None:
+        for _ in range(10):
+            bad = exclude(neg)
+            if not bad.any():
+                break
+            neg[bad] = rng.integers(1, n_items + 1, size=int(bad.sum()))
+    return neg

@@ -1,0 +1,201 @@
+"""What every stage shares: the run context, domains, evaluation into metrics rows, training
+with validation, and checkpoint artifacts."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from recx import __version__
+from recx.config.hashing import stable_hash
+from recx.data.domain import DomainData, load_domain
+from recx.eval.evaluator import Evaluator, SplitResult, resolve_mask
+from recx.store import Store, atomic_write_json, git_state
+from recx.train import checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    cfg: DictConfig
+    run_dir: Path
+    device: torch.device
+    progress: object = None  # a rich Progress shared by evaluation bars, or None
+    started: float = field(default_factory=time.time)
+    _domains: dict = field(default_factory=dict)
+
+    @property
+    def seed(self) -> int:
+        return int(self.cfg.seed)
+
+    def domain(self, ds_cfg) -> DomainData:
+        """The processed domain of a dataset config (cached per context)."""
+        key = stable_hash(OmegaConf.to_container(ds_cfg, resolve=True),
+                          {k: self.cfg.eval[k] for k in ("scenario", "valid_quantile",
+                                                         "test_quantile", "cold_item_fraction")})
+        if key not in self._domains:
+            self._domains[key] = load_domain(ds_cfg, self.cfg.eval, self.cfg.paths,
+                                             offline=bool(self.cfg.offline))
+        return self._domains[key]
+
+
+def selection_eval(ev) -> DictConfig:
+    """Early stopping and α selection use full ranking unless eval.select_protocol=same."""
+    if ev.select_protocol == "same":
+        return ev
+    sel = OmegaConf.merge(ev, {"candidates": "full", "ties": "pessimistic"})
+    return sel
+
+
+def score_fn(model):
+    def fn(batch, cand):
+        return model.score_all(batch) if cand is None else model.score_candidates(batch, cand)
+
+    return fn
+
+
+def make_evaluator(ctx: Context, model, domain, ev=None, sequential: bool | None = None,
+                   label: str | None = None) -> Evaluator:
+    ev = ev if ev is not None else ctx.cfg.eval
+    seq = model.capabilities.sequential if sequential is None else sequential
+    return Evaluator(domain, ev, mask_history=resolve_mask(ev, seq), cache_root=ctx.cfg.paths.cache,
+                     max_len=getattr(model, "max_len", 50), device=model.device,
+                     label=label or model.name, progress=ctx.progress)
+
+
+def validation_score(ctx: Context, model, domains: list[DomainData]) -> float:
+    """Mean of the select metric on the domains' validation splits."""
+    ev = selection_eval(ctx.cfg.eval)
+    metric = ev.select_metric
+    scores = []
+    for d in domains:
+        if len(domains) > 1:
+            model.fit_inputs(d)
+        res = make_evaluator(ctx, model, d, ev).run(score_fn(model), "valid")
+        scores.append(res.metrics([metric.split("@")[0]], [int(metric.split("@")[1])])
+                      ["all"][metric])
+    if len(domains) > 1:
+        model.fit_inputs(domains[0])
+    return float(np.mean(scores))
+
+
+def base_row(ctx: Context, **fields) -> dict:
+    cfg = ctx.cfg
+    git = git_state()
+    row = {
+        "status": "ok", "stage": str(cfg.stage), "setting": None, "model": None, "mode": None,
+        "base": None, "source": None, "target": None, "split": None, "slice": "all",
+        "seed": int(cfg.seed), "alpha": None, "selected": None,
+    }
+    row.update(fields)
+    row.update({
+        "config_hash": stable_hash(OmegaConf.to_container(cfg, resolve=False)),
+        "device": str(ctx.device), "deterministic": bool(cfg.deterministic),
+        "recx_version": __version__, "git_sha": git["git_sha"], "git_dirty": git["git_dirty"],
+        "duration_s": round(time.time() - ctx.started, 3),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "run_dir": str(ctx.run_dir),
+    })
+    return row
+
+
+def eval_fields(ev, evaluator: Evaluator) -> dict:
+    return {
+        "protocol": evaluator.protocol, "scenario": str(ev.scenario),
+        "candidates": str(ev.candidates),
+        "n_negatives": int(ev.n_negatives) if ev.candidates == "sampled" else None,
+        "sampler": str(ev.sampler) if ev.candidates == "sampled" else None,
+        "mask_history": "n-a" if ev.candidates == "sampled" else
+        ("on" if evaluator.mask else "off"),
+        "ties": str(ev.ties), "negatives_seed": int(ev.negatives_seed),
+    }
+
+
+def result_rows(ctx: Context, res: SplitResult, evaluator: Evaluator, domain: DomainData, *,
+                variant: int = 0, **fields) -> list[dict]:
+    ev = evaluator.ev
+    rows = []
+    for slice_name, mets in res.metrics(list(ev.metrics), list(ev.ks), variant).items():
+        n_users = mets.pop("n_users")
+        rows.append(base_row(
+            ctx, split=res.split, slice=slice_name, target=domain.name, **fields,
+            **eval_fields(ev, evaluator), n_users=n_users, n_items=int(domain.n_items),
+            n_repeat_targets=int(res.n_repeat_targets), data_hash=domain.data_hash, **mets))
+    return rows
+
+
+def evaluate_rows(ctx: Context, net, domain: DomainData, splits=("valid", "test"),
+                  **fields) -> list[dict]:
+    """Evaluate model `net` on `domain` (already fitted to it) with the configured protocol."""
+    ev = ctx.cfg.eval
+    evaluator = make_evaluator(ctx, net, domain, ev)
+    rows = []
+    for split in splits:
+        res = evaluator.run(score_fn(net), split)
+        rows += result_rows(ctx, res, evaluator, domain, **fields)
+    return rows
+
+
+# ------------------------------------------------------------------------- model artifacts
+def save_model(path: Path, model, model_cfg, fit=None) -> None:
+    checkpoint.save(path, {
+        "model": model.name,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_config": OmegaConf.to_yaml(model_cfg),
+        "extra": model.ckpt_extra(),
+        "fit": {"best_epoch": fit.best_epoch, "best_score": fit.best_score,
+                "epochs_run": fit.epochs_run, "seconds": fit.seconds,
+                "samples_per_s": fit.samples_per_s} if fit is not None else {},
+    })
+
+
+def load_model_file(path: Path, model_cfg, device, mode: str = "same", before_load=None):
+    """Rebuild the model of `model_cfg` with the checkpoint's sizes and load it strictly.
+
+    `before_load(model)` may reshape the model first (e.g. add a finetuned target table)."""
+    from recx.models.registry import build_model
+    from recx.seed import reseed_for_model
+
+    ck = checkpoint.load(path)
+    reseed_for_model(0)
+    model = build_model(model_cfg, n_items=int(ck["extra"].get("n_items", 0)))
+    if before_load is not None:
+        before_load(model)
+    checkpoint.load_state(model, ck["state_dict"], mode)
+    return model.to(device), ck
+
+
+def train_and_save(ctx: Context, model, model_cfg, domains: list[DomainData], entry: Path, *,
+                   label: str, meta: dict, **fit_kw):
+    """Fit `model` with validation on `domains` and commit `entry` (resumable via last.pt)."""
+    from recx.train.loop import fit
+
+    cfg = ctx.cfg
+    store = Store(cfg.paths.artifacts, cfg.store.wait_timeout_s)
+    result = {}
+    with store.building(entry, meta=meta, keep_partial=True) as work:
+        if work is None:
+            return None
+        if cfg.train.resume == "never":
+            (work / "last.pt").unlink(missing_ok=True)
+        users = [d.train_users(float(cfg.train.user_fraction), ctx.seed) for d in domains]
+        paper_last = bool((getattr(model, "paper_compat", {}) or {}).get("last_epoch_as_best"))
+        res = fit(model, domains, users, train_cfg=cfg.train, seed=ctx.seed, work_dir=work,
+                  validate=lambda: validation_score(ctx, model, domains), label=label,
+                  progress=cfg.progress, keep_best=not paper_last,
+                  sampling=(model.optim.get("sampling") or "proportional"), **fit_kw)
+        save_model(work / "model.pt", model, model_cfg, res)
+        (work / "last.pt").unlink(missing_ok=True)
+        atomic_write_json(work / "fit.json", {"history": res.history, "best_epoch": res.best_epoch,
+                                              "best_score": res.best_score,
+                                              "seconds": res.seconds,
+                                              "samples_per_s": res.samples_per_s})
+        (work / "config.yaml").write_text(OmegaConf.to_yaml(model_cfg))
+        result["fit"] = res
+    return result.get("fit")

@@ -1,0 +1,142 @@
+"""recx interpolate: blend a transferred model T with an in-domain base D on the target.
+
+Both score the same candidates with the same history; scores are normalised per user, blended
+for every α of the grid, α* is chosen on validation and test is reported at α* (EVALUATION §7).
+Rows: one per (α, split), `selected: true` on α*; `alpha_curve.{png,pdf,csv}` in the run dir.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from recx import artifacts
+from recx.config.resolvers import source_key
+from recx.eval.evaluator import resolve_mask
+from recx.eval.interpolation import blender, select_alpha
+from recx.models.registry import build_model, model_class
+from recx.stages import StageResult
+from recx.stages.common import Context, load_model_file, make_evaluator, result_rows
+from recx.stages.transfer import pretrained_model
+
+log = logging.getLogger(__name__)
+
+
+def base_model(ctx: Context, target):
+    """The in-domain base D: found by hash in the store (Pop is counted on the target)."""
+    cfg = ctx.cfg
+    cls = model_class(str(cfg.base.name))
+    if not cls.capabilities.trainable:
+        model = build_model(cfg.base).to(ctx.device)
+        model.fit_inputs(target)
+        return model, None
+    h = artifacts.ckpt_hash(cfg, cfg.base, [target.data_hash])
+    entry = artifacts.train_dir(cfg, cls.name, target.name, h)
+    over = [o.replace("base", "model", 1) for o in artifacts._task_overrides()
+            if o.startswith("base.")]
+    cmd = artifacts.create_command("train", cls.name, [f"dataset={target.name}", *over])
+    path = artifacts.require(entry, f"in-domain {cls.name} on {target.name}", cmd, h)
+    model, _ = load_model_file(path, cfg.base, ctx.device)
+    model.fit_inputs(target)
+    return model, h
+
+
+def transferred_model(ctx: Context, target):
+    if ctx.cfg.interpolate["from"] == "finetune":
+        from recx.stages.finetune import finetuned_model
+
+        return finetuned_model(ctx, target, require_only=True)
+    model, h = pretrained_model(ctx)
+    model.fit_inputs(target)
+    return model, h
+
+
+def run(ctx: Context) -> StageResult:
+    cfg = ctx.cfg
+    target = ctx.domain(cfg.target)
+    t_model, t_hash = transferred_model(ctx, target)
+    d_model, d_hash = base_model(ctx, target)
+    ip = cfg.interpolate
+    alphas = [float(a) for a in ip.alphas]
+    seq = t_model.capabilities.sequential or d_model.capabilities.sequential
+    max_len = max(getattr(t_model, "max_len", 1), getattr(d_model, "max_len", 1))
+
+    def both(batch, cand):
+        def one(m):
+            b = batch
+            if getattr(m, "max_len", max_len) < max_len:  # each model sees its own window
+                b = _trim(batch, m.max_len)
+            return m.score_all(b) if cand is None else m.score_candidates(b, cand)
+
+        return torch.stack([one(t_model).float(), one(d_model).float()])
+
+    post = blender(alphas, str(ip.norm))
+    ev = cfg.eval
+    evaluator = make_evaluator(ctx, t_model, target, ev, sequential=seq,
+                               label=f"{t_model.name}+{d_model.name}")
+    evaluator.max_len = max_len
+    results = {s: evaluator.run(both, s, post=post, variants=len(alphas))
+               for s in ("valid", "test")}
+    metric = str(ev.select_metric)
+    mname, k = metric.split("@")
+
+    def score(split, i, sel=None):
+        res = results[split]
+        from recx.eval import metrics as M
+
+        r = res.ranks[i] if sel is None else res.ranks[i][sel]
+        return M.compute(r, [mname], [int(k)])[metric]
+
+    valid_curve = [score("valid", i) for i in range(len(alphas))]
+    test_curve = [score("test", i) for i in range(len(alphas))]
+    best = select_alpha(alphas, valid_curve)
+    if ip.holdout_check:
+        _holdout_check(results["valid"], alphas, score, ctx.seed)
+    skey = source_key(cfg.source) if t_model.capabilities.trainable else None
+    rows = []
+    i0 = alphas.index(0.0) if 0.0 in alphas else None
+    base_test = test_curve[i0] if i0 is not None else None
+    for i, a in enumerate(alphas):
+        for split in ("valid", "test"):
+            fields = dict(setting="interpolate", model=t_model.name, base=d_model.name,
+                          source=skey, alpha=a, selected=(i == best), ckpt_hash=t_hash,
+                          base_ckpt_hash=d_hash, interpolation_norm=str(ip.norm))
+            new = result_rows(ctx, results[split], evaluator, target, variant=i, **fields)
+            if split == "test" and i == best and base_test:
+                for r in new:
+                    if r["slice"] == "all":
+                        r["gain_vs_base"] = test_curve[i] / base_test - 1
+            rows += new
+    log.info("α* = %.2f (valid %s %.4f); test %s %.4f vs base %.4f", alphas[best], metric,
+             valid_curve[best], metric, test_curve[best], base_test or float("nan"))
+    from recx.plots import alpha_curve
+
+    alpha_curve(ctx.run_dir, alphas, valid_curve, test_curve, best, metric,
+                title=f"{t_model.name} + {d_model.name} on {target.name}")
+    shown = [r for r in rows if r["slice"] == "all" and (r["selected"] or r["alpha"] in (0, 1))]
+    return StageResult(rows, title=f"interpolation {t_model.name}+{d_model.name} on "
+                       f"{target.name}: α*={alphas[best]:.2f} (shown: α*, 0, 1)", display=shown)
+
+
+def _trim(batch, max_len):
+    from dataclasses import replace
+
+    return replace(batch, items=batch.items[:, -max_len:], ts=batch.ts[:, -max_len:],
+                   event_idx=batch.event_idx[:, -max_len:])
+
+
+def _holdout_check(valid, alphas, score, seed):
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(valid.users))
+    half_a = np.zeros(len(perm), dtype=bool)
+    half_a[perm[: len(perm) // 2]] = True
+    a_star = alphas[select_alpha(alphas, [score("valid", i, half_a) for i in range(len(alphas))])]
+    b_star = alphas[select_alpha(alphas, [score("valid", i, ~half_a)
+                                          for i in range(len(alphas))])]
+    if abs(a_star - b_star) > 0.2:
+        log.warning("holdout check: α* differs between valid halves (%.2f vs %.2f): the choice "
+                    "of α is unstable", a_star, b_star)
+    else:
+        log.info("holdout check: α* %.2f on half A, %.2f on half B", a_star, b_star)

@@ -1,0 +1,47 @@
+"""recx preprocess: raw → canonical domain in the cache; prints and writes stats.json with the
+popularity-over-time and activity/popularity distribution figures beside it."""
+
+from __future__ import annotations
+
+import json
+
+from recx.stages import StageResult
+from recx.store import atomic_write_json
+
+
+def run(ctx) -> StageResult:
+    cfg = ctx.cfg
+    domain = ctx.domain(cfg.dataset)
+    stats = dict(domain.stats)
+    stats["cache_entry"] = str(domain.path)
+    atomic_write_json(ctx.run_dir / "stats.json", stats)
+    if cfg.figures:
+        from recx.plots import distributions, popularity_over_time
+
+        popularity_over_time(ctx.run_dir / "popularity_over_time", domain)
+        distributions(ctx.run_dir / "distributions", domain)
+    print_stats(stats)
+    return StageResult([], write=False)
+
+
+def print_stats(stats: dict) -> None:
+    from rich.table import Table
+
+    from recx.console import console
+
+    t = Table(title=f"dataset {stats['dataset']}", title_justify="left")
+    t.add_column("step")
+    for c in ("users", "items", "interactions"):
+        t.add_column(c, justify="right")
+    for step, c in stats["filters"].items():
+        t.add_row(step, str(c["users"]), str(c["items"]), str(c["interactions"]))
+    console.print(t)
+    sl = stats["seq_len"]
+    console.print(
+        f"density {stats['density']:.5f} · time {stats['time_first']} → {stats['time_last']} "
+        f"({stats['time_span_days']} days, resolution {stats['time_resolution']})\n"
+        f"sequence length: min {sl['min']}, p25 {sl['p25']:.0f}, median {sl['p50']:.0f}, "
+        f"p75 {sl['p75']:.0f}, p95 {sl['p95']:.0f}, max {sl['max']} · split "
+        f"{json.dumps(stats['split'])}\n"
+        f"items with text: {100 * stats['items_with_text']:.1f}% "
+        f"({stats['items_without_text']} without; fields {stats['text_fields']})")

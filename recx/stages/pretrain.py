@@ -1,0 +1,74 @@
+"""recx pretrain: train on one or several source domains; writes a checkpoint artifact.
+
+Zero-shot models see every source with its own domain inputs (each batch from one domain).
+ID-based models train one shared item table over the union of the sources' items
+(domain-prefixed ids, ARCHITECTURE §4.3).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from recx import artifacts
+from recx.config.resolvers import source_key
+from recx.data.merge import merge_domains
+from recx.models.registry import build_model, model_class
+from recx.seed import reseed_for_model
+from recx.stages import StageResult
+from recx.stages.common import evaluate_rows, load_model_file, train_and_save
+from recx.stages.train import active_compat
+
+log = logging.getLogger(__name__)
+
+
+def source_domains(ctx) -> list:
+    return [ctx.domain(ds) for _, ds in sorted(ctx.cfg.source.items())]
+
+
+def pretrain_entry(ctx, domains, model_cfg=None):
+    cfg = ctx.cfg
+    model_cfg = model_cfg if model_cfg is not None else cfg.model
+    h = artifacts.ckpt_hash(cfg, model_cfg, [d.data_hash for d in domains],
+                            text_identity=text_identity(ctx, model_cfg))
+    return artifacts.pretrain_dir(cfg, str(model_cfg.name), source_key(cfg.source), h), h
+
+
+def text_identity(ctx, model_cfg) -> str | None:
+    cls = model_class(str(model_cfg.name))
+    if not cls.capabilities.needs_text:
+        return None
+    from recx.data.features.text import encoder_identity
+
+    return encoder_identity(ctx.cfg.text)
+
+
+def training_domains(ctx, model_cls, domains):
+    """Zero-shot models train on each source; ID models on their union."""
+    if model_cls.capabilities.zero_shot or len(domains) == 1:
+        return domains
+    return [merge_domains(domains, ctx.cfg.paths.cache)]
+
+
+def run(ctx) -> StageResult:
+    cfg = ctx.cfg
+    domains = source_domains(ctx)
+    cls = model_class(str(cfg.model.name))
+    train_on = training_domains(ctx, cls, domains)
+    entry, h = pretrain_entry(ctx, domains)
+    rows = []
+    skey = source_key(cfg.source)
+    if not cls.capabilities.trainable:
+        log.info("%s has nothing to pretrain (it is fitted on the target)", cls.name)
+        return StageResult([], title="pretrain")
+    reseed_for_model(ctx.seed)
+    model = build_model(cfg.model, n_items=train_on[0].n_items).to(ctx.device)
+    model.fit_inputs(train_on[0])
+    train_and_save(ctx, model, cfg.model, train_on, entry, label=f"{cls.name}@{skey}",
+                   meta={"kind": "pretrain", "model": cls.name, "source": skey, "ckpt_hash": h})
+    model, _ = load_model_file(entry / "model.pt", cfg.model, ctx.device)
+    for d in train_on:
+        model.fit_inputs(d)
+        rows += evaluate_rows(ctx, model, d, splits=("valid",), setting="pretrain",
+                              model=cls.name, source=skey, ckpt_hash=h,
+                              paper_compat=active_compat(model))
+    return StageResult(rows, title=f"{cls.name} pretrained on {skey} (source validation)")

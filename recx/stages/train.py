@@ -1,0 +1,52 @@
+"""recx train: in-domain training and evaluation of any model on one dataset (setting in_domain).
+
+The checkpoint is an artifact keyed by its content hash, because `interpolate` reuses it as
+`base`; a second identical run is a cache hit that only evaluates.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from recx import artifacts
+from recx.models.registry import build_model
+from recx.seed import reseed_for_model
+from recx.stages import StageResult
+from recx.stages.common import evaluate_rows, load_model_file, train_and_save
+
+log = logging.getLogger(__name__)
+
+
+def fit_in_domain(ctx, model_cfg, domain):
+    """Train (or load from the store) `model_cfg` on `domain`; returns (model, ckpt_hash)."""
+    cfg = ctx.cfg
+    reseed_for_model(ctx.seed)
+    model = build_model(model_cfg, n_items=domain.n_items).to(ctx.device)
+    if not model.capabilities.trainable:
+        model.fit_inputs(domain)
+        model.fit_nonparametric(domain, domain.train_users(float(cfg.train.user_fraction),
+                                                           ctx.seed))
+        return model, None
+    h = artifacts.ckpt_hash(cfg, model_cfg, [domain.data_hash])
+    entry = artifacts.train_dir(cfg, model.name, domain.name, h)
+    model.fit_inputs(domain)
+    train_and_save(ctx, model, model_cfg, [domain], entry, label=f"{model.name}@{domain.name}",
+                   meta={"kind": "train", "model": model.name, "dataset": domain.name,
+                         "ckpt_hash": h})
+    model, _ = load_model_file(entry / "model.pt", model_cfg, ctx.device)
+    model.fit_inputs(domain)
+    return model, h
+
+
+def run(ctx) -> StageResult:
+    cfg = ctx.cfg
+    domain = ctx.domain(cfg.dataset)
+    model, h = fit_in_domain(ctx, cfg.model, domain)
+    rows = evaluate_rows(ctx, model, domain, setting="in_domain", model=model.name, ckpt_hash=h,
+                         paper_compat=active_compat(model))
+    return StageResult(rows, title=f"{model.name} in-domain on {domain.name}")
+
+
+def active_compat(model) -> list[str]:
+    flags = getattr(model, "paper_compat", None) or {}
+    return sorted(k for k, v in dict(flags).items() if v is True)

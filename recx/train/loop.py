@@ -1,0 +1,198 @@
+"""A plain PyTorch training loop (ARCHITECTURE §9).
+
+Adam with the model's recipe, optional AMP and gradient clipping, validation every
+`eval_every` epochs, early stopping on the validation metric with a deep copy of the best weights,
+`last.pt` after every `checkpoint_every` epochs, and resume from it.
+
+Determinism across interruptions: every epoch re-seeds torch and derives its sampler generator
+from (seed, epoch, rank), so an epoch's randomness does not depend on what ran before it. A run
+killed mid-epoch and resumed from `last.pt` therefore ends with the same weights as an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recx.console import progress_bar
+from recx.errors import ConfigError, EvalError
+from recx.train import checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitResult:
+    best_epoch: int = -1
+    best_score: float = -math.inf
+    epochs_run: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+    samples_per_s: float = 0.0
+    history: list[dict] = field(default_factory=list)
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+
+
+def make_optimizer(model: torch.nn.Module, optim: dict) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError(f"{getattr(model, 'name', 'model')} has no trainable parameters")
+    betas = tuple(optim.get("betas", (0.9, 0.999)))
+    return torch.optim.Adam(params, lr=float(optim.get("lr", 1e-3)), betas=betas,
+                            weight_decay=float(optim.get("weight_decay", 0.0)))
+
+
+def _domain_schedule(rng, n_batches: list[int], sampling: str) -> np.ndarray:
+    """Which domain each batch comes from: proportional (shuffled) or round-robin."""
+    if len(n_batches) == 1:
+        return np.zeros(n_batches[0], dtype=np.int64)
+    if sampling == "round_robin":
+        order = []
+        for k in range(max(n_batches)):
+            order += [d for d, n in enumerate(n_batches) if k < n]
+        return np.asarray(order, dtype=np.int64)
+    return rng.permutation(np.repeat(np.arange(len(n_batches)), n_batches))
+
+
+def fit(model, domains: list, users: list[np.ndarray], *, train_cfg, seed: int, work_dir: Path,
+        validate: Callable[[], float] | None, max_epochs: int | None = None,
+        eval_every: int | None = None, patience: int | None = None,
+        batch_fraction: float = 1.0, keep_best: bool = True, progress: str = "auto",
+        label: str = "train", sampling: str = "proportional") -> FitResult:
+    """Train `model` on `domains` (each with its training users) and return the fit summary.
+
+    `validate()` returns the validation select metric (higher is better); None disables early
+    stopping (e.g. few-shot fine-tuning with a fixed number of epochs).
+    """
+    optim = model.optim
+    max_epochs = int(max_epochs or train_cfg.max_epochs or optim.get("max_epochs", 100))
+    eval_every = int(eval_every or optim.get("eval_every", 1))
+    patience = int(patience or optim.get("patience", 10))
+    device = model.device
+    opt = make_optimizer(model, optim)
+    use_amp = device.type == "cuda" and train_cfg.amp in ("auto", "bf16")
+    work_dir = Path(work_dir)
+    last = work_dir / "last.pt"
+    res = FitResult()
+    best_state = None
+    bad = 0
+    start = 0
+
+    if last.exists() and train_cfg.resume == "auto":
+        ck = checkpoint.load(last)
+        checkpoint.load_state(model, ck["state_dict"])
+        opt.load_state_dict(ck["optimizer"])
+        start = int(ck["epoch"])
+        best_state = ck.get("best_state")
+        res.best_epoch, res.best_score = int(ck["best_epoch"]), float(ck["best_score"])
+        bad, res.history = int(ck["bad"]), list(ck["history"])
+        log.info("resuming %s from %s at epoch %d", label, last, start)
+    elif last.exists():
+        last.unlink()
+
+    t_start = time.time()
+    n_samples_total = 0
+    stop = start >= max_epochs
+    with progress_bar(progress) as bar:
+        for epoch in range(start, max_epochs):
+            if stop:
+                break
+            model.train()
+            torch.manual_seed(epoch_seed(seed, epoch))
+            rng = np.random.default_rng(epoch_seed(seed, epoch, 1))
+            per_domain = []
+            for d, u in zip(domains, users, strict=True):
+                if len(domains) > 1:
+                    model.fit_inputs(d)
+                per_domain.append(model.train_batches(d, rng, u))
+            counts = [max(1, int(len(b) * batch_fraction)) for b in per_domain]
+            schedule = _domain_schedule(rng, counts, sampling)
+            if train_cfg.limit_batches:
+                schedule = schedule[: int(train_cfg.limit_batches)]
+            iters = [iter(b) for b in per_domain]
+            task = bar.add_task(f"{label} epoch {epoch + 1}/{max_epochs}",
+                                total=len(schedule)) if bar else None
+            t0 = time.time()
+            loss_sum, n_steps, n_samples = 0.0, 0, 0
+            current = -1
+            for d_idx in schedule.tolist():
+                if len(domains) > 1 and d_idx != current:
+                    model.fit_inputs(domains[d_idx])
+                    current = d_idx
+                batch = next(iters[d_idx])
+                opt.zero_grad(set_to_none=True)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                    loss = model.loss(batch)
+                if not torch.isfinite(loss):
+                    raise EvalError(f"{label}: the loss became {loss.item()} at epoch {epoch + 1}",
+                                    hint="lower model.optim.lr or check the input data")
+                loss.backward()
+                if train_cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), float(train_cfg.grad_clip))
+                opt.step()
+                loss_sum += float(loss.detach())
+                n_steps += 1
+                n_samples += _batch_size(batch)
+                if task is not None:
+                    rate = n_samples / max(1e-9, time.time() - t0)
+                    bar.update(task, advance=1, rate=f"{rate:,.0f} samples/s")
+            if task is not None:
+                bar.remove_task(task)
+            if len(domains) > 1:
+                model.fit_inputs(domains[0])
+            dt = time.time() - t0
+            n_samples_total += n_samples
+            row = {"epoch": epoch + 1, "loss": loss_sum / max(1, n_steps), "seconds": dt,
+                   "samples_per_s": n_samples / max(dt, 1e-9)}
+            if validate is not None and ((epoch + 1) % eval_every == 0
+                                         or epoch + 1 == max_epochs):
+                model.eval()
+                score = float(validate())
+                row["valid"] = score
+                if score > res.best_score or best_state is None:
+                    res.best_score, res.best_epoch, bad = score, epoch + 1, 0
+                    best_state = copy.deepcopy(model.state_dict()) if keep_best else None
+                else:
+                    bad += 1
+                    if bad >= patience:
+                        stop = True
+                        res.stopped_early = True
+            res.history.append(row)
+            log.info("%s epoch %d: loss %.4f%s (%.1fs, %.0f samples/s)", label, epoch + 1,
+                     row["loss"], f", valid {row['valid']:.4f}" if "valid" in row else "", dt,
+                     row["samples_per_s"])
+            if (epoch + 1) % int(train_cfg.checkpoint_every) == 0 or stop:
+                checkpoint.save(last, {
+                    "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+                    "epoch": epoch + 1, "best_state": best_state, "best_epoch": res.best_epoch,
+                    "best_score": res.best_score, "bad": bad, "history": res.history})
+    if best_state is not None and keep_best:
+        model.load_state_dict(best_state)
+    model.eval()
+    res.epochs_run = len(res.history)
+    res.seconds = time.time() - t_start
+    res.samples_per_s = n_samples_total / max(res.seconds, 1e-9)
+    return res
+
+
+def _batch_size(batch) -> int:
+    if isinstance(batch, dict):
+        for v in batch.values():
+            if isinstance(v, torch.Tensor):
+                return int(v.shape[0])
+    if isinstance(batch, torch.Tensor | tuple | list):
+        first = batch[0] if isinstance(batch, tuple | list) else batch
+        return int(first.shape[0])
+    return 0
