@@ -53,6 +53,7 @@ class DomainData:
     path: Path | None = None
     time_scale: dict = field(default_factory=dict)
     parts: list = field(default_factory=list)  # merged domains: (name, item offset, n_items)
+    env: object = None  # FeatureEnv: where and how derived features are built and cached
     _items: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ construction
@@ -209,3 +210,28 @@ def load_domain(ds, eval_cfg, paths, *, offline: bool = False, progress=None) ->
             "config": OmegaConf.to_container(ds, resolve=True),
         })
     return DomainData.load(entry, ds.name)
+
+
+def domain_from_frame(frame: pd.DataFrame, name: str = "memory", *, k_core: int = 0,
+                      dedup: str = "earliest", scenario: str = "leave_one_out",
+                      items: pd.DataFrame | None = None, text_fields=()) -> DomainData:
+    """An in-memory domain from a raw (user, item, ts) frame, without the cache: for tests,
+    notebooks and benchmarks. Applies the same processing as `recx preprocess`."""
+    from omegaconf import OmegaConf
+
+    from recx.config.schema import DatasetSchema, EvalSchema
+    from recx.data.canonical import RawData
+    from recx.data.process import process
+
+    ds = OmegaConf.merge(OmegaConf.structured(DatasetSchema), {
+        "name": name, "text_fields": list(text_fields),
+        "filters": {"dedup": dedup, "k_core": {"user": k_core, "item": k_core}}})
+    ev = OmegaConf.merge(OmegaConf.structured(EvalSchema), {"scenario": scenario})
+    out = process(RawData(frame, items), ds, ev)
+    h = stable_hash(pd.util.hash_pandas_object(frame, index=False).sum().item(), name, k_core,
+                    dedup, scenario)
+    d = DomainData.from_frames(name, h, out.interactions, out.stats["users"],
+                               out.stats["items"], text_fields=list(text_fields),
+                               stats=out.stats)
+    d._items = out.items
+    return d

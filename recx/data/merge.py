@@ -39,6 +39,7 @@ def merge_domains(domains: list[DomainData], cache_root=None) -> DomainData:
         indptr=indptr, text_fields=fields,
         stats={"merged": [d.name for d in domains], "users": n_users, "items": n_items,
                "interactions": len(item)},
+        env=domains[0].env,
         parts=[(d.name, int(i_off[k]), d.n_items) for k, d in enumerate(domains)],
         _items=items,
     )

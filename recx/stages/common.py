@@ -41,9 +41,18 @@ class Context:
                           {k: self.cfg.eval[k] for k in ("scenario", "valid_quantile",
                                                          "test_quantile", "cold_item_fraction")})
         if key not in self._domains:
-            self._domains[key] = load_domain(ds_cfg, self.cfg.eval, self.cfg.paths,
-                                             offline=bool(self.cfg.offline))
+            d = load_domain(ds_cfg, self.cfg.eval, self.cfg.paths, offline=bool(self.cfg.offline))
+            d.env = self.feature_env()
+            self._domains[key] = d
         return self._domains[key]
+
+    def feature_env(self):
+        from recx.data.features import FeatureEnv
+
+        cfg = self.cfg
+        return FeatureEnv(cache_root=Path(cfg.paths.cache), text=cfg.get("text"),
+                          seed=int(cfg.seed), deterministic=bool(cfg.deterministic),
+                          offline=bool(cfg.offline), progress=str(cfg.progress))
 
 
 def selection_eval(ev) -> DictConfig:

@@ -1,0 +1,57 @@
+"""Shared fixtures: every test writes under tmp_path (paths.root is overridden)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+SHARED = Path(os.environ.get("RECX_SHARED", REPO.parent / "shared"))
+
+
+def shared_dataset(name: str) -> Path:
+    """A development copy under ../shared/datasets, or skip with a message."""
+    path = SHARED / "datasets" / name
+    if not path.is_dir():
+        pytest.skip(f"../shared/datasets/{name} is not available on this machine")
+    return path
+
+
+def compose(config_name: str, overrides: list[str] | None = None, root: Path | None = None):
+    """Compose a recx config like the CLI does (schemas, aliases, resolvers registered)."""
+    from hydra import compose as hcompose
+    from hydra import initialize_config_dir
+
+    from recx.config.aliases import register_aliases
+    from recx.config.resolvers import register_resolvers
+    from recx.config.schema import register_schemas
+
+    register_resolvers()
+    register_schemas()
+    register_aliases([CONF])
+    over = list(overrides or [])
+    if root is not None:
+        over.append(f"paths.root={root}")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hcompose(config_name=config_name, overrides=over)
+
+
+@pytest.fixture
+def make_csv(tmp_path):
+    def _make(rows, name="inter.csv", header="user,item,ts"):
+        path = tmp_path / name
+        path.write_text(header + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
+        return path
+
+    return _make
+
+
+def timeline_frame(events: dict[str, list[tuple[str, int]]]) -> pd.DataFrame:
+    """{user: [(item, ts), ...]} → a raw interactions frame in the given order."""
+    rows = [(u, i, t) for u, evs in events.items() for i, t in evs]
+    return pd.DataFrame(rows, columns=["user", "item", "ts"]).astype({"ts": np.int64})
