@@ -56,22 +56,31 @@ def query_batch(domain, pos: np.ndarray, max_len: int, pin: bool = False) -> Seq
     return batch
 
 
-def windows_every_position(domain, users: np.ndarray, max_len: int) -> tuple[np.ndarray, ...]:
-    """Cut each user's training sequence, from its end, into windows of ≤ max_len + 1 events;
-    consecutive windows share one event, so every training event after the user's first is a
-    target exactly once per epoch (models/baselines.md §1).
+def windows_every_position(domain, users: np.ndarray, max_len: int,
+                           stride: int | None = None) -> tuple[np.ndarray, ...]:
+    """Cut each user's training sequence, from its end, into windows of ≤ max_len + 1 events
+    (models/baselines.md §1). Each window predicts its last `stride` events (default max_len:
+    every event of the window); the events before them are context only. Consecutive windows
+    therefore overlap by max_len + 1 − stride events, and every training event after the user's
+    first is a target exactly once per epoch. A smaller stride gives every target a longer
+    history (at least max_len − stride + 1 events when the user has them) at the cost of
+    encoding more positions per target.
 
-    Returns (window_end, window_start) event indices (end exclusive), one row per window.
+    Returns (window_end, window_start, first_target): event indices, end exclusive.
     """
+    stride = max_len if stride is None else int(stride)
+    if not 1 <= stride <= max_len:
+        raise ValueError(f"stride must be in 1..{max_len}, got {stride}")
     starts = domain.indptr[users]
     ends = starts + domain.n_train[users]
     n_targets = ends - starts - 1  # events that have a predecessor
-    n_win = np.maximum(1, -(-n_targets // max_len))  # ceil
+    n_win = np.maximum(1, -(-n_targets // stride))  # ceil
     win_user = np.repeat(np.arange(len(users)), n_win)
     k = np.arange(n_win.sum()) - np.repeat(np.cumsum(n_win) - n_win, n_win)  # 0 = newest window
-    w_end = ends[win_user] - k * max_len
+    w_end = ends[win_user] - k * stride
     w_start = np.maximum(starts[win_user], w_end - max_len - 1)
-    return w_end, w_start
+    first_target = np.maximum(w_start + 1, w_end - stride)
+    return w_end, w_start, first_target
 
 
 def gather_windows(domain, w_end: np.ndarray, w_start: np.ndarray, width: int):

@@ -24,7 +24,8 @@ from recx.models.base import Batches, Capabilities, RecModel, uniform_negatives
 from recx.models.modules.sasrec_net import SASRecNet
 
 DEFAULT_OPTIM = {"batch_size": 128, "lr": 1e-3, "weight_decay": 0.0, "max_epochs": 300,
-                 "eval_every": 1, "patience": 10, "loss": "ce", "sampler": "every_position"}
+                 "eval_every": 1, "patience": 10, "loss": "ce", "sampler": "every_position",
+                 "stride": None}
 
 
 class SASRec(RecModel):
@@ -68,7 +69,8 @@ class SASRec(RecModel):
     def train_batches(self, domain, rng: np.random.Generator, users: np.ndarray) -> Batches:
         bs = int(self.optim["batch_size"])
         if self.optim["sampler"] == "every_position":
-            w_end, w_start = windows_every_position(domain, users, self.max_len)
+            w_end, w_start, w_first = windows_every_position(
+                domain, users, self.max_len, self.optim.get("stride"))
             order = rng.permutation(len(w_end))
             n = -(-len(order) // bs)
 
@@ -77,10 +79,13 @@ class SASRec(RecModel):
                     sel = order[b * bs:(b + 1) * bs]
                     idx = gather_windows(domain, w_end[sel], w_start[sel], self.max_len + 1)
                     items = np.where(idx >= 0, domain.item[np.maximum(idx, 0)], 0)
-                    yield self._with_negatives(domain, rng, torch.from_numpy(
+                    batch = self._with_negatives(domain, rng, torch.from_numpy(
                         items.astype(np.int64)), users=domain.user[w_end[sel] - 1])
+                    # only targets at or after the window's first target carry loss
+                    batch["target_mask"] = torch.from_numpy(idx[:, 1:] >= w_first[sel, None])
+                    yield batch
 
-            return Batches(n, _Lazy(gen), n_samples=int((w_end - w_start - 1).sum()))
+            return Batches(n, _Lazy(gen), n_samples=int((w_end - w_first).sum()))
         targets = prefix_samples(domain, users)
         order = rng.permutation(len(targets))
         n = -(-len(order) // bs)
@@ -112,7 +117,7 @@ class SASRec(RecModel):
             h, tgt = h[:, -1:], tgt[:, -1:]
             sel = tgt > 0
         else:
-            sel = (inp > 0) & (tgt > 0)
+            sel = (inp > 0) & (tgt > 0) & batch["target_mask"].to(self.device)
         h_sel, t_sel = h[sel], tgt[sel]
         emb = self.net.item_emb.weight
         if self.optim["loss"] == "ce":

@@ -73,6 +73,7 @@ def score_fn(model):
 def make_evaluator(ctx: Context, model, domain, ev=None, sequential: bool | None = None,
                    label: str | None = None) -> Evaluator:
     ev = ev if ev is not None else ctx.cfg.eval
+    model.eval()  # evaluation never runs with dropout
     seq = model.capabilities.sequential if sequential is None else sequential
     return Evaluator(domain, ev, mask_history=resolve_mask(ev, seq), cache_root=ctx.cfg.paths.cache,
                      max_len=getattr(model, "max_len", 50), device=model.device,
@@ -177,7 +178,7 @@ def load_model_file(path: Path, model_cfg, device, mode: str = "same", before_lo
     if before_load is not None:
         before_load(model)
     checkpoint.load_state(model, ck["state_dict"], mode)
-    return model.to(device), ck
+    return model.to(device).eval(), ck
 
 
 def train_and_save(ctx: Context, model, model_cfg, domains: list[DomainData], entry: Path, *,

@@ -33,15 +33,16 @@ def test_leave_one_out_three_users():
         batch = query_batch(d, q.pos, max_len=10)
         assert (batch.event_idx.max(1) == q.pos - 1).all()
     # every-position training windows only ever contain training events
-    w_end, w_start = windows_every_position(d, d.train_users(), max_len=2)
-    for e, s in zip(w_end, w_start, strict=True):
-        assert d.train_mask[s:e].all()
-    covered = np.zeros(len(d.item), bool)
-    for e, s in zip(w_end, w_start, strict=True):
-        covered[s + 1:e] = True  # targets of the window
     first = np.zeros(len(d.item), bool)
     first[d.indptr[1:-1]] = True
-    assert (covered == (d.train_mask & ~first)).all()  # each training target exactly covered
+    for stride in (1, 2):
+        w_end, w_start, w_first = windows_every_position(d, d.train_users(), 2, stride)
+        covered = np.zeros(len(d.item), int)
+        for e, s, f in zip(w_end, w_start, w_first, strict=True):
+            assert d.train_mask[s:e].all() and e - s <= 3 and s < f <= e - 1
+            covered[f:e] += 1  # the window's targets
+        # every training event except each user's first is a target exactly once
+        assert (covered == (d.train_mask & ~first)).all()
 
 
 def test_global_time_split():
