@@ -64,41 +64,82 @@ def alpha_curves(path: Path, curves: list[dict]) -> None:
     _save(fig, Path(path), pd.DataFrame(rows))
 
 
-def popularity_over_time(path: Path, domain, top: int = 8) -> None:
-    """Weekly counts of the top items, and the percentile bands of weekly item popularity."""
+def popularity_over_time(path: Path, domain, top: int = 8, max_periods: int = 160) -> None:
+    """Item popularity over time, in three panels (weekly periods; several weeks per period when
+    the data span more than `max_periods` weeks):
+
+    1. weekly events of the `top` most popular items;
+    2. the popularity percentile bands: for each week, the weekly event counts that separate the
+       50th, 75th, 90th and 99th percentiles of the items active that week (shaded bands);
+    3. PrepRec's view of the same items: their weekly popularity percentile
+       `100 · avgrank(count) / n_active` among the items active that week (0 when inactive), the
+       quantity PrepRec encodes (models/preprec.md §2.3-2.4).
+    """
     plt = _plt()
-    week = (domain.ts - domain.ts.min()) // (7 * 86400)
+    span_weeks = int(domain.ts.max() - domain.ts.min()) // (7 * 86400) + 1
+    days = 7 * max(1, -(-span_weeks // max_periods))  # whole weeks, at most `max_periods`
+    unit = "week" if days == 7 else f"period of {days} days"
+    week = (domain.ts - domain.ts.min()) // (days * 86400)
     n_weeks = int(week.max()) + 1
     counts = np.bincount(domain.item, minlength=domain.n_items + 1)
     top_items = np.argsort(-counts[1:], kind="stable")[:top] + 1
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    rows = []
-    for it in top_items:
-        w = np.bincount(week[domain.item == it], minlength=n_weeks)
-        axes[0].plot(np.arange(n_weeks), w, lw=0.9, label=f"item {it}")
-        rows += [{"kind": "top_item", "item": int(it), "week": k, "value": int(v)}
-                 for k, v in enumerate(w)]
-    axes[0].set_title("weekly events of the most popular items", fontsize=9)
-    axes[0].set_xlabel("week")
-    axes[0].legend(fontsize=6, ncol=2)
-    # percentile bands: for each week, the distribution of counts among items active that week
+    # (week, item) pairs and their counts; sorted by week, so each week is one slice
     key = week.astype(np.int64) * (domain.n_items + 1) + domain.item
     uk, c = np.unique(key, return_counts=True)
     wk = uk // (domain.n_items + 1)
+    it = uk % (domain.n_items + 1)
+    bounds = np.searchsorted(wk, np.arange(n_weeks + 1))
     qs = [50, 75, 90, 99]
     bands = np.zeros((len(qs), n_weeks))
-    for k in range(n_weeks):
-        sel = c[wk == k]
-        if len(sel):
-            bands[:, k] = np.percentile(sel, qs)
-    for q, b in zip(qs, bands, strict=True):
-        axes[1].plot(np.arange(n_weeks), b, lw=0.9, label=f"p{q}")
-        rows += [{"kind": f"p{q}", "item": None, "week": k, "value": float(v)}
-                 for k, v in enumerate(b)]
+    perc = np.zeros((len(top_items), n_weeks))
+    weekly = np.zeros((len(top_items), n_weeks), dtype=np.int64)
+    pos = {int(t): k for k, t in enumerate(top_items)}
+    for w in range(n_weeks):
+        lo, hi = bounds[w], bounds[w + 1]
+        if hi == lo:
+            continue
+        cw = c[lo:hi]
+        bands[:, w] = np.percentile(cw, qs)
+        srt = np.sort(cw)
+        for j in np.flatnonzero(np.isin(it[lo:hi], top_items)):
+            k = pos[int(it[lo + j])]
+            x = cw[j]
+            less = np.searchsorted(srt, x, "left")
+            equal = np.searchsorted(srt, x, "right") - less
+            perc[k, w] = 100.0 * (less + (equal + 1) / 2) / len(cw)
+            weekly[k, w] = x
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    rows = []
+    x = np.arange(n_weeks)
+    for k, item in enumerate(top_items):
+        axes[0].plot(x, weekly[k], lw=0.9, label=f"item {item}")
+        axes[2].plot(x, perc[k], lw=0.8, label=f"item {item}")
+        rows += [{"kind": "top_item", "item": int(item), "week": w, "value": int(v)}
+                 for w, v in enumerate(weekly[k])]
+        rows += [{"kind": "top_item_percentile", "item": int(item), "week": w, "value": float(v)}
+                 for w, v in enumerate(perc[k])]
+    axes[0].set_title(f"events per {unit} of the most popular items", fontsize=9)
+    axes[0].set_xlabel(unit)
+    axes[0].legend(fontsize=6, ncol=2)
+    floor = np.ones(n_weeks)
+    shades = ["#c6dbef", "#9ecae1", "#6baed6", "#3182bd"]
+    for q, b, lo_b, color in zip(qs, bands, [floor, *bands[:-1]], shades, strict=True):
+        axes[1].fill_between(x, lo_b, np.maximum(b, lo_b), color=color, alpha=0.8, lw=0,
+                             label=f"≤ p{q}")
+        axes[1].plot(x, b, lw=0.6, color=color)
+        rows += [{"kind": f"p{q}", "item": None, "week": w, "value": float(v)}
+                 for w, v in enumerate(b)]
     axes[1].set_yscale("log")
-    axes[1].set_title("weekly events per active item: percentile bands", fontsize=9)
-    axes[1].set_xlabel("week")
-    axes[1].legend(fontsize=7)
+    axes[1].set_title(f"popularity percentile bands: events per active item and {unit}",
+                      fontsize=9)
+    axes[1].set_xlabel(unit)
+    axes[1].legend(fontsize=7, loc="upper left")
+    for q in (50, 75, 90, 99):
+        axes[2].axhline(q, color="grey", lw=0.4, ls=":")
+    axes[2].set_ylim(0, 101)
+    axes[2].set_title(f"PrepRec percentile of the top items (per {unit})", fontsize=9)
+    axes[2].set_xlabel(unit)
+    axes[2].set_ylabel("percentile among active items")
     _save(fig, Path(path), pd.DataFrame(rows))
 
 
@@ -168,3 +209,74 @@ def heatmap(path: Path, matrix: pd.DataFrame, title: str) -> None:
     ax.set_title(title, fontsize=8)
     fig.colorbar(im, ax=ax)
     _save(fig, Path(path), matrix.reset_index())
+
+
+def popularity_trajectories(path: Path, domain, tables, items=None, n_items: int = 4) -> None:
+    """PrepRec features of a few items over time (models/preprec.md §2): events per fine period
+    (bars) and the percentiles an event at that time sees — the fine percentile of the previous
+    fine period and the decayed coarse percentile of the previous coarse period (steps, right
+    axis) — with, below, the linear encoding of the first item's coarse percentile."""
+    from recx.data.features.popularity import encode
+
+    plt = _plt()
+    cfg = tables.config
+    ts, it = domain.ts, domain.item
+    day = (ts - tables.t0) / 86400.0
+    if items is None:  # items spread over the popularity ranks (with ≥ 10 events each)
+        counts = np.bincount(it, minlength=domain.n_items + 1)
+        ranked = np.argsort(-counts[1:], kind="stable") + 1
+        ranked = ranked[counts[ranked] >= min(10, counts.max())]
+        pick = np.unique(np.linspace(0, len(ranked) - 1, min(n_items, len(ranked))).astype(int))
+        items = ranked[pick]
+    items = [int(i) for i in items]
+
+    def starts(index, n):  # first event time (days) of every indexed period
+        s = np.full(n + 1, np.inf)
+        np.minimum.at(s, index, day)
+        s[n] = day.max() + 1e-9
+        return s
+
+    f_start = starts(tables.event_fine, tables.n_fine)
+    c_start = starts(tables.event_coarse, tables.n_coarse)
+    h = cfg.coarse_history
+    fig, axes = plt.subplots(len(items) + 1, 1, figsize=(9, 2.0 * len(items) + 2.4),
+                             squeeze=False)
+    rows, twins = [], []
+    for ax, item in zip(axes[:-1, 0], items, strict=False):
+        n_f = np.bincount(tables.event_fine[it == item], minlength=tables.n_fine)
+        width = np.diff(f_start)
+        ax.bar(f_start[:-1], n_f, width=width, align="edge", color="0.75", label="events")
+        ax.set_ylabel(f"item {item}\nevents", fontsize=8)
+        right = ax.twinx()
+        twins.append(right)
+        fine_seen = np.clip(tables.fine[np.arange(tables.n_fine), item], 0, None)
+        coarse_seen = np.clip(tables.coarse[np.arange(tables.n_coarse) + h - 1, item], 0, None)
+        right.step(f_start[:-1], fine_seen, where="post", color="C1",
+                   label="fine percentile (previous fine period)")
+        right.step(c_start[:-1], coarse_seen, where="post", color="C0",
+                   label="coarse percentile (previous coarse period, decayed)")
+        right.set_ylim(-2, 102)
+        right.set_ylabel("percentile", fontsize=8)
+        rows += [{"item": item, "kind": "fine", "period": k, "start_day": float(f_start[k]),
+                  "events": int(n_f[k]), "percentile_seen": float(fine_seen[k])}
+                 for k in range(tables.n_fine)]
+        rows += [{"item": item, "kind": "coarse", "period": k, "start_day": float(c_start[k]),
+                  "events": None, "percentile_seen": float(coarse_seen[k])}
+                 for k in range(tables.n_coarse)]
+    lines = [*axes[0, 0].get_legend_handles_labels()[0],
+             *twins[0].get_legend_handles_labels()[0]]
+    axes[0, 0].legend(lines, [ln.get_label() for ln in lines], fontsize=7, loc="upper right")
+    ax = axes[-1, 0]
+    import torch
+
+    perc = torch.from_numpy(tables.coarse[np.arange(tables.n_coarse) + h - 1, items[0]].copy())
+    enc = encode(perc, cfg.coarse_anchors, cfg.encoding).numpy().T
+    ax.imshow(enc, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest")
+    ax.set_xlabel("coarse period index P (an event in P sees the percentile of P − 1)")
+    ax.set_ylabel(f"item {items[0]}\nencoding dim", fontsize=8)
+    ax.set_title(f"{cfg.encoding} encoding of the coarse percentile ({enc.shape[0]} dims)",
+                 fontsize=8)
+    axes[0, 0].set_title(f"{domain.name}: popularity dynamics as PrepRec sees them "
+                         f"(coarse {cfg.coarse_days:g} d, fine {cfg.fine_days:g} d)", fontsize=9)
+    axes[-2, 0].set_xlabel("days since the first event")
+    _save(fig, Path(path), pd.DataFrame(rows))

@@ -23,6 +23,9 @@ class OriginSchema:
     urls: dict[str, str] = field(default_factory=dict)  # file → url, when files come separately
     archive: str = "none"  # none | zip | gzip | tar
     files: dict[str, Any] = field(default_factory=dict)  # expected file → sha256 (or null)
+    optional: list[str] = field(default_factory=list)  # files read when present (e.g. tags)
+    sha256: str | None = None  # of the `url` download itself (the archive), when pinned
+    md5: str | None = None  # of the `url` download, where the source publishes only an md5
     instructions: str | None = None  # for manual downloads (terms to accept by hand)
 
 
@@ -124,6 +127,7 @@ class DatasetSchema:
     time_scale: TimeScaleSchema = field(default_factory=TimeScaleSchema)
     synthetic: SyntheticSchema | None = None
     layouts: dict[str, Any] = field(default_factory=dict)  # alternative raw layouts (raw_dir)
+    layout: str | None = None  # null = first complete layout (default first); or a layout name
     options: dict[str, Any] = field(default_factory=dict)  # reader-specific settings
     pretrain_only: bool = False  # the data cannot be evaluated (e.g. held-out events missing)
 

@@ -88,7 +88,8 @@ def parse_timestamps(values: pd.Series, unit: str, *, path, column: str,
             "a strptime format such as '%m/%d/%Y %H:%M')",
             path=path, line=i + line_offset, column=column,
         )
-    return (parsed.astype("int64") // 10**9).to_numpy(dtype="int64")  # ns → s
+    # pandas ≥ 3 infers the resolution (s, ms, us): go through ns explicitly, then floor to s
+    return (parsed.dt.as_unit("ns").astype("int64") // 10**9).to_numpy(dtype="int64")
 
 
 def check_not_empty(frame: pd.DataFrame, path: Path | str | None) -> None:

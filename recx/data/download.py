@@ -1,24 +1,51 @@
 """Where raw files come from (ARCHITECTURE §6.1): `dataset.path` (custom files),
 `dataset.raw_dir` (files already on disk, never touches the network), the download cache
-`${paths.data}/<name>/`, then a download from the official source.
+`${paths.data}/<name>/` (`<name>/<category>/` for per-category data sets), then a download from
+the official source (`recx.data.fetch`).
+
+Layouts
+-------
+A config may accept several raw layouts: the top-level keys describe the default one, and
+`layouts: {<name>: {...}}` lists alternatives. A layout replaces the top-level keys it names
+(`reader`, `file`, `columns`, `items`, `options`, `download`, ...) wholesale, except `origin`,
+whose sub-keys (`url`, `urls`, `archive`, `files`, ...) it replaces one by one. With
+`dataset.layout=null` recx uses the first layout whose files are all present (default first),
+and downloads the first downloadable one; `dataset.layout=<name>` forces one. Example:
+`ml_100k` reads RecBole's atomic files (default) or GroupLens' official `u.data`/`u.item`
+(layout `official`, downloadable); both give identical interactions.
+
+File names, URLs and `origin.files` keys may contain `{category}`, replaced by
+`dataset.category` (Amazon: any category by name).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from pathlib import Path
 
-from recx.errors import DataMissingError
+from recx.errors import ChecksumError, ConfigError, DataMissingError
 
 log = logging.getLogger(__name__)
 
+DEFAULT_LAYOUT = "default"
+
 
 class RawFiles:
-    """Maps the file names a dataset config expects to paths on disk (matched by base name)."""
+    """Maps the file names a dataset config expects to paths on disk (matched by base name).
 
-    def __init__(self, folder: Path | None, explicit: dict[str, Path] | None = None):
+    `names` are the files of the chosen layout (required + optional), `layout` its name
+    (`"default"` for the top-level keys), `view` the dataset config with that layout applied.
+    """
+
+    def __init__(self, folder: Path | None, explicit: dict[str, Path] | None = None, *,
+                 names: list[str] | None = None, layout: str = DEFAULT_LAYOUT, view=None):
         self.folder = Path(folder) if folder is not None else None
         self.explicit = dict(explicit or {})
+        self.names = list(names) if names is not None else None
+        self.layout = layout
+        self.view = view
 
     def path(self, name: str) -> Path:
         if name in self.explicit:
@@ -37,42 +64,138 @@ class RawFiles:
             return False
 
     def all_paths(self) -> list[Path]:
+        """The input files, for the content identity of the data (only those the layout reads
+        when known, so unrelated files in a raw_dir never change or slow the hash)."""
         out = list(self.explicit.values())
-        if self.folder is not None and self.folder.is_dir():
+        if self.folder is None:
+            return out
+        if self.names is not None:
+            return out + [self.path(n) for n in self.names if self.exists(n)]
+        if self.folder.is_dir():
             out += sorted(p for p in self.folder.iterdir() if p.is_file())
         return out
 
 
+# ------------------------------------------------------------------------------ config helpers
+def fmt(ds, text: str | None) -> str | None:
+    """Replace `{category}` in a file name or URL by `dataset.category`."""
+    if text is None or "{category}" not in str(text):
+        return text
+    cat = ds.get("category") if hasattr(ds, "get") else None
+    if not cat or str(cat) == "???":
+        raise ConfigError(f"dataset {ds.name!r} needs a category (its files are named by it)",
+                          hint="set dataset.category=<name>, e.g. dataset.category=Beauty "
+                          "(target.category=... / source.<name>.category=... in transfer stages)")
+    return str(text).replace("{category}", str(cat))
+
+
+def pinned_files(ds) -> dict[str, str | None]:
+    """origin.files with `{category}` filled: expected file → sha256 (or None)."""
+    return {fmt(ds, str(k)): (str(v) if v else None) for k, v in (ds.origin.files or {}).items()}
+
+
 def expected_files(ds) -> list[str]:
-    """The raw files a dataset needs, as named in its config."""
-    names = [str(k) for k in (ds.origin.files or {})]
+    """The raw files a dataset (layout view) needs, as named in its config."""
+    names = list(pinned_files(ds))
     if not names:
-        names = [n for n in (ds.file, ds["items"].file) if n]
-    return names
+        names = [fmt(ds, n) for n in (ds.file, ds["items"].file) if n]
+    optional = set(optional_files(ds))
+    return [n for n in names if n not in optional]
 
 
-def _missing_message(ds, looked_in: str, missing: list[str]) -> DataMissingError:
-    files = ds.origin.files or {}
-    listed = ", ".join(
-        f"{n} (sha256 {str(files[n])[:8]}…)" if files.get(n) else n for n in expected_files(ds))
-    src = ds.origin.url or ds.origin.homepage or "(no official source configured)"
-    manual = str(ds.download) == "manual"
-    lines = [
-        f"Dataset {ds.name!r} is not available locally"
-        + (" and must be downloaded by hand (its terms must be accepted)." if manual
-           else " and downloading is disabled." if not ds.download else "."),
-        f"  Official source: {src}",
-        f"  Expected files:  {listed}",
-        f"  Missing:         {', '.join(missing)}",
-        f"  Looked in:       {looked_in}",
-    ]
-    if ds.origin.instructions:
-        lines.append(f"  Instructions:    {ds.origin.instructions}")
+def optional_files(ds) -> list[str]:
+    """Files a reader uses when present (e.g. MovieLens tags), never required."""
+    return [fmt(ds, str(n)) for n in (ds.origin.get("optional") or [])]
+
+
+def layout_names(ds) -> list[str]:
+    return [DEFAULT_LAYOUT, *[str(k) for k in (ds.layouts or {})]]
+
+
+def layout_view(ds, name: str = DEFAULT_LAYOUT):
+    """The dataset config with layout `name` applied (the config itself for the default)."""
+    if name == DEFAULT_LAYOUT:
+        return ds
+    layouts = ds.layouts or {}
+    if name not in layouts:
+        raise ConfigError(f"dataset {ds.name!r} has no layout {name!r}",
+                          hint=f"use dataset.layout=<one of {layout_names(ds)}> or null (auto)")
+    from omegaconf import OmegaConf
+
+    from recx.config.schema import DatasetSchema
+
+    base = OmegaConf.to_container(ds, resolve=True)
+    spec = OmegaConf.to_container(layouts[name], resolve=True) if not isinstance(
+        layouts[name], dict) else dict(layouts[name])
+    for key, value in spec.items():
+        if key == "origin":
+            base.setdefault("origin", {})
+            base["origin"].update(value or {})
+        else:
+            base[key] = value
+    base["layouts"] = {}
+    base["layout"] = name
+    return OmegaConf.merge(OmegaConf.structured(DatasetSchema), base)
+
+
+def _candidates(ds) -> list[str]:
+    forced = ds.get("layout")
+    if forced:
+        layout_view(ds, str(forced))  # validates the name
+        return [str(forced)]
+    return layout_names(ds)
+
+
+# -------------------------------------------------------------------------------- resolution
+def _missing_message(ds, looked_in: str, missing: dict[str, list[str]], *,
+                     offline: bool = False) -> DataMissingError:
+    """One message naming the official source, every expected file and where recx looked."""
+    views = {name: layout_view(ds, name) for name in missing}
+    first = next(iter(views.values()))
+    manual = all(str(v.download) == "manual" for v in views.values())
+    disabled = offline or all(v.download is False for v in views.values())
+    if manual:
+        why = " and must be downloaded by hand (its terms must be accepted)."
+    elif disabled:
+        why = " and downloading is disabled" + (" (offline=true)." if offline else ".")
+    else:
+        why = "."
+    lines = [f"Dataset {ds.name!r} is not available locally{why}"]
+    for name, view in views.items():
+        files = pinned_files(view)
+        listed = ", ".join(f"{n} (sha256 {files[n][:8]}…)" if files.get(n) else n
+                           for n in expected_files(view))
+        src = _source_text(view)
+        label = "" if len(views) == 1 else f" [layout {name}]"
+        lines += [f"  Official source{label}: {src}",
+                  f"  Expected files{label}:  {listed}",
+                  f"  Missing{label}:         {', '.join(missing[name])}"]
+        if view.origin.instructions:
+            lines.append(f"  Instructions{label}:    {view.origin.instructions}")
+    lines.append(f"  Looked in:       {looked_in}")
     hint = ("place the files in a folder and pass dataset.raw_dir=/path/to/folder "
             "(target.raw_dir=... / source.<name>.raw_dir=... inside transfer stages)")
     if not manual:
-        hint = "allow the download (dataset.download=true), or " + hint
+        hint = ("allow the download (dataset.download=true"
+                + (", offline=false" if offline else "") + "), or " + hint)
+    if first.origin.homepage and manual:
+        hint += f"; the data set's page is {first.origin.homepage}"
     return DataMissingError("\n".join(lines), hint=hint)
+
+
+def _source_text(view) -> str:
+    urls = [fmt(view, str(u)) for u in (view.origin.urls or {}).values()]
+    if view.origin.url:
+        urls.insert(0, fmt(view, str(view.origin.url)))
+    if urls and str(view.download) != "manual":
+        return " ".join(urls)
+    return view.origin.homepage or (" ".join(urls) if urls else "(no official source configured)")
+
+
+def _present(ds, files: RawFiles) -> tuple[list[str], list[str]]:
+    """(required names, missing names) of one layout view in one folder."""
+    names = expected_files(ds)
+    return names, [n for n in names if not files.exists(n)]
 
 
 def resolve_raw_files(ds, paths, offline: bool = False) -> RawFiles:
@@ -91,42 +214,135 @@ def resolve_raw_files(ds, paths, offline: bool = False) -> RawFiles:
                     hint="give an existing file, relative to the directory you run recx from "
                     "or absolute")
         return RawFiles(None, explicit)
+    candidates = _candidates(ds)
     if ds.raw_dir:
         folder = Path(ds.raw_dir)
-        files = RawFiles(folder)
-        missing = [n for n in expected_files(ds) if not files.exists(n)]
-        if missing:
-            raise _missing_message(ds, f"{folder}/ (dataset.raw_dir)", missing)
-        verify_checksums(ds, files)
+        files = _first_complete(ds, folder, candidates)
+        if files is None:
+            raise _missing_message(ds, f"{folder}/ (dataset.raw_dir)",
+                                   _missing_by_layout(ds, folder, candidates), offline=offline)
+        verify_checksums(files.view, files)
         return files
+    folder = download_folder(ds, paths)
+    _use_sha_memo(Path(paths.data))
+    files = _first_complete(ds, folder, candidates)
+    if files is not None:
+        try:
+            verify_checksums(files.view, files, quarantine=True)
+            return files
+        except ChecksumError:
+            if not _can_download(files.view, offline):
+                raise
+            log.warning("re-downloading %s: a cached file failed its checksum", ds.name)
+    for name in candidates:
+        view = layout_view(ds, name)
+        if _can_download(view, offline):
+            download_dataset(view, folder, offline=offline)
+            files = _files_for(view, folder, name)
+            _, missing = _present(view, files)
+            if missing:  # the archive did not hold what the config expects
+                raise _missing_message(ds, f"{folder}/ (after downloading)", {name: missing})
+            verify_checksums(view, files, quarantine=True)
+            return files
+    raise _missing_message(ds, f"{folder}/", _missing_by_layout(ds, folder, candidates),
+                           offline=offline)
+
+
+def download_folder(ds, paths) -> Path:
     folder = Path(paths.data) / ds.name
-    files = RawFiles(folder)
-    missing = [n for n in expected_files(ds) if not files.exists(n)]
-    if not missing:
-        return files
-    if ds.download is True and not offline:
-        download_dataset(ds, folder)
-        return RawFiles(folder)
-    raise _missing_message(ds, f"{folder}/", missing)
+    if any("{category}" in str(x) for x in _all_names(ds)):
+        folder = folder / str(fmt(ds, "{category}"))
+    return folder
 
 
-def verify_checksums(ds, files: RawFiles) -> None:
-    """Check every pinned sha256 (memoised by path, size and mtime)."""
-    from recx.errors import ChecksumError
+def _all_names(ds) -> list[str]:
+    out = [str(k) for k in (ds.origin.files or {})] + [str(ds.file or "")]
+    for spec in (ds.layouts or {}).values():
+        out += [str(k) for k in ((spec.get("origin") or {}).get("files") or {})]
+        out.append(str(spec.get("file") or ""))
+    return out
 
-    for name, want in (ds.origin.files or {}).items():
-        if not want:
+
+def _files_for(view, folder: Path, name: str) -> RawFiles:
+    probe = RawFiles(folder)
+    names = expected_files(view) + [n for n in optional_files(view) if probe.exists(n)]
+    return RawFiles(folder, names=names, layout=name, view=view)
+
+
+def _first_complete(ds, folder: Path, candidates: list[str]) -> RawFiles | None:
+    for name in candidates:
+        view = layout_view(ds, name)
+        files = _files_for(view, folder, name)
+        names, missing = _present(view, files)
+        if names and not missing:
+            return files
+    return None
+
+
+def _missing_by_layout(ds, folder: Path, candidates: list[str]) -> dict[str, list[str]]:
+    out = {}
+    for name in candidates:
+        view = layout_view(ds, name)
+        out[name] = _present(view, RawFiles(folder))[1] or expected_files(view)
+    return out
+
+
+def _can_download(view, offline: bool) -> bool:
+    has_url = bool(view.origin.url or view.origin.urls)
+    return view.download is True and not offline and has_url
+
+
+def verify_checksums(ds, files: RawFiles, *, quarantine: bool = False) -> None:
+    """Check every pinned sha256 (memoised by path, size and mtime).
+
+    With `quarantine` (download cache only, never a user's raw_dir) a mismatching file is renamed
+    `<file>.corrupt` so that it is never mistaken for a complete file again.
+    """
+    for name, want in pinned_files(ds).items():
+        if not want or not files.exists(name):
             continue
-        path = files.path(str(name))
+        path = files.path(name)
         got = sha256_cached(path)
-        if got != str(want):
+        if got != want:
+            where = ""
+            if quarantine:
+                bad = path.with_name(path.name + ".corrupt")
+                os.replace(path, bad)
+                where = f" (moved to {bad})"
             raise ChecksumError(
-                f"{path}: sha256 {got} does not match the pinned {want} of dataset {ds.name!r}",
-                hint="the file is corrupt or a different release: download it again from "
-                f"{ds.origin.url or ds.origin.homepage}")
+                f"{path}: sha256 mismatch for dataset {ds.name!r}{where}\n"
+                f"  expected {want}\n  actual   {got}",
+                hint="the file is corrupt or a different release: delete it and download it "
+                f"again from {_source_text(ds)}")
 
 
+# ------------------------------------------------------------------------------ sha256 memo
 _SHA_MEMO: dict[tuple, str] = {}
+_MEMO_FILE: Path | None = None
+
+
+def _use_sha_memo(data_root: Path) -> None:
+    """Persist sha256 results of downloaded files, so a 5 GB file is hashed once, not per run."""
+    global _MEMO_FILE
+    _MEMO_FILE = Path(data_root) / ".sha256-memo.json"
+    try:
+        for row in json.loads(_MEMO_FILE.read_text()):
+            _SHA_MEMO.setdefault(tuple(row[:3]), row[3])
+    except (OSError, ValueError, TypeError, IndexError):
+        pass
+
+
+def _save_sha_memo() -> None:
+    if _MEMO_FILE is None or not _MEMO_FILE.parent.is_dir():
+        return
+    root = str(_MEMO_FILE.parent.resolve())
+    rows = [[*k, v] for k, v in _SHA_MEMO.items() if str(k[0]).startswith(root)]
+    tmp = _MEMO_FILE.with_name(_MEMO_FILE.name + f".tmp{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(rows))
+        os.replace(tmp, _MEMO_FILE)
+    except OSError:  # a read-only data folder only loses the memo
+        tmp.unlink(missing_ok=True)
 
 
 def sha256_cached(path: Path) -> str:
@@ -136,11 +352,13 @@ def sha256_cached(path: Path) -> str:
     key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
     if key not in _SHA_MEMO:
         _SHA_MEMO[key] = file_sha256(path)
+        if _MEMO_FILE is not None and key[0].startswith(str(_MEMO_FILE.parent.resolve())):
+            _save_sha_memo()
     return _SHA_MEMO[key]
 
 
-def download_dataset(ds, folder: Path) -> None:
+def download_dataset(ds, folder: Path, *, offline: bool = False) -> None:
     """Fetch the official files of `ds` into `folder` (implemented in recx.data.fetch)."""
     from recx.data.fetch import download_dataset as _download
 
-    _download(ds, folder)
+    _download(ds, folder, offline=offline)

@@ -26,38 +26,51 @@ class Processed:
 
 
 def _codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """Factorise raw ids in sorted order (numbers numerically, text lexicographically)."""
+    """Factorise raw ids in sorted order (numbers numerically, text lexicographically).
+
+    Readers that stream deliver ids as Categoricals with sorted categories (see
+    `recx.data.readers.common.IdCodes`): their codes are used as they are, without hashing.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = values.cat.categories
+        codes = values.cat.codes.to_numpy()
+        if cats.is_unique and cats.is_monotonic_increasing and not (codes < 0).any():
+            return codes.astype(np.int32 if len(cats) < 2**31 else np.int64), pd.Index(cats)
     codes, uniques = pd.factorize(values, sort=True)
-    return codes.astype(np.int64), pd.Index(uniques)
+    return codes.astype(np.int32 if len(uniques) < 2**31 else np.int64), pd.Index(uniques)
 
 
 def process(raw: RawData, ds, eval_cfg, *, source_desc: str = "") -> Processed:
-    """Apply the dataset's filters and the evaluation scenario to reader output."""
+    """Apply the dataset's filters and the evaluation scenario to reader output.
+
+    Works on bare numpy arrays (int32 codes, int64 seconds): the rows stay in file order through
+    every filter, so the row position is the stable tie-breaker and no `order` column is needed.
+    """
     frame = raw.interactions
     where = source_desc or ds.name
     if len(frame) == 0:
         raise DataFormatError("no interactions were read", path=where,
                               hint="check dataset.path / dataset.raw_dir and the reader settings")
-    user_codes, user_ids = _codes(frame["user"])
-    item_codes, item_ids = _codes(frame["item"])
-    work = pd.DataFrame({
-        "user": user_codes,
-        "item": item_codes,
-        "ts": frame["ts"].to_numpy(np.int64),
-        "order": np.arange(len(frame), dtype=np.int64),
-    })
-    if "rating" in frame.columns:
-        work["rating"] = frame["rating"].to_numpy(np.float32)
+    u, user_ids = _codes(frame["user"])
+    i, item_ids = _codes(frame["item"])
+    ts = frame["ts"].to_numpy(np.int64)
+    rating = frame["rating"].to_numpy(np.float32) if "rating" in frame.columns else None
 
-    steps = {"read": filters.counts(work)}
+    def keep_rows(rows):
+        nonlocal u, i, ts, rating
+        if rows is not None:
+            u, i, ts = u[rows], i[rows], ts[rows]
+            rating = rating[rows] if rating is not None else None
+
+    steps = {"read": filters.counts_arrays(u, i)}
     f = ds.filters
-    work = filters.dedup(work, f.dedup)
-    steps["dedup"] = filters.counts(work)
-    work = filters.min_rating(work, f.min_rating)
-    steps["min_rating"] = filters.counts(work)
-    work = filters.k_core(work, f.k_core.user, f.k_core.item, f.k_core.iterative)
-    steps["k_core"] = filters.counts(work)
-    if len(work) == 0:
+    keep_rows(filters.dedup_rows(u, i, ts, f.dedup))
+    steps["dedup"] = filters.counts_arrays(u, i)
+    keep_rows(filters.min_rating_rows(rating, f.min_rating))
+    steps["min_rating"] = filters.counts_arrays(u, i)
+    keep_rows(filters.k_core_mask(u, i, f.k_core.user, f.k_core.item, f.k_core.iterative))
+    steps["k_core"] = filters.counts_arrays(u, i)
+    if len(u) == 0:
         raise DataFormatError(
             f"no interactions are left after the {f.k_core.user}/{f.k_core.item}-core filter "
             f"(read {steps['read']['users']} users, {steps['read']['items']} items, "
@@ -68,17 +81,21 @@ def process(raw: RawData, ds, eval_cfg, *, source_desc: str = "") -> Processed:
         )
 
     # Remap to dense 1-based ids in sorted raw-id order (codes are already sorted).
-    u_keep = np.unique(work["user"].to_numpy())
-    i_keep = np.unique(work["item"].to_numpy())
+    u_seen = np.bincount(u, minlength=len(user_ids)) > 0
+    i_seen = np.bincount(i, minlength=len(item_ids)) > 0
+    u_keep, i_keep = np.flatnonzero(u_seen), np.flatnonzero(i_seen)
     u_new = np.zeros(len(user_ids), dtype=np.int32)
     u_new[u_keep] = np.arange(1, len(u_keep) + 1, dtype=np.int32)
     i_new = np.zeros(len(item_ids), dtype=np.int32)
     i_new[i_keep] = np.arange(1, len(i_keep) + 1, dtype=np.int32)
-    user = u_new[work["user"].to_numpy()]
-    item = i_new[work["item"].to_numpy()]
-    ts = work["ts"].to_numpy()
-    order = np.lexsort((work["order"].to_numpy(), ts, user))
+    user = u_new[u]
+    item = i_new[i]
+    del u, i
+    order = _user_time_order(user, ts)
     user, item, ts = user[order], item[order], ts[order]
+    if rating is not None:
+        rating = rating[order]
+    del order
     n_users, n_items = len(u_keep), len(i_keep)
     indptr = np.zeros(n_users + 2, dtype=np.int64)
     np.cumsum(np.bincount(user, minlength=n_users + 1), out=indptr[1:])
@@ -93,19 +110,35 @@ def process(raw: RawData, ds, eval_cfg, *, source_desc: str = "") -> Processed:
         split = _make_cold_items(split, item, n_items, eval_cfg.cold_item_fraction)
 
     inter = pd.DataFrame({"user": user, "item": item, "ts": ts, "split": split})
-    if "rating" in work.columns:
-        inter["rating"] = work["rating"].to_numpy()[order]
+    if rating is not None:
+        inter["rating"] = rating
 
     items = _item_frame(raw.items, item_ids[i_keep], ds)
     stats = _stats(inter, items, steps, indptr, ds, raw.info)
     return Processed(inter, items, stats)
 
 
+def _user_time_order(user: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Stable order by (user, ts); equal pairs keep file order (the old `order` tie-break).
+
+    One stable argsort of a packed int64 key when it fits (about twice as fast as lexsort).
+    """
+    if len(ts) == 0:
+        return np.zeros(0, dtype=np.int64)
+    t0 = int(ts.min())
+    span = int(ts.max()) - t0 + 1
+    if (int(user.max()) + 1) * span < 2**62:
+        key = user.astype(np.int64) * span + (ts - t0)
+        return np.argsort(key, kind="stable")
+    return np.lexsort((ts, user))
+
+
 def _make_cold_items(split, item, n_items, fraction):
     """EVALUATION §1.3: remove every training event of a seeded fraction of items."""
     rng = np.random.default_rng(12345)
     cold = np.zeros(n_items + 1, dtype=bool)
-    cold[rng.choice(np.arange(1, n_items + 1), int(round(fraction * n_items)), replace=False)] = True
+    n_cold = round(fraction * n_items)
+    cold[rng.choice(np.arange(1, n_items + 1), n_cold, replace=False)] = True
     split = split.copy()
     split[(split == TRAIN) & cold[item]] = HELD
     return split

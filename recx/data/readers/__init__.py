@@ -1,0 +1,2 @@
+"""Readers of the official raw formats, one module per family; `recx.data.formats.READERS` is
+the single registry that names them."""

@@ -1,0 +1,619 @@
+"""Streaming building blocks shared by the readers.
+
+Large raw files are read in chunks (pyarrow's streaming CSV and JSON readers; a pure-Python
+path for the rare file pyarrow cannot parse and for Python-literal lines). Each chunk's ids are
+dictionary-encoded at once (:class:`IdCodes`), so the memory that survives a chunk is a few
+bytes per interaction (int32 codes, int64 seconds, float32 rating) and the distinct ids, never a
+Python object per row. :class:`Sink` collects the chunks and builds the canonical `RawData`,
+with ids as pandas Categoricals whose categories are sorted (numbers numerically, text by code
+point), which is the order `recx.data.process` remaps them in.
+
+Errors always name the file and, where it makes sense, the line and column
+(`recx.errors.DataFormatError`); a corrupted or truncated gzip file is reported as such.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import csv
+import gzip
+import json
+import re
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from recx.data.canonical import RawData, parse_timestamps
+from recx.errors import DataFormatError
+
+CSV_BLOCK = 16 << 20  # bytes per pyarrow CSV block (one chunk)
+JSON_BLOCK = 32 << 20  # must exceed the longest JSON line; retried larger when needed
+PY_CHUNK_ROWS = 200_000  # rows per chunk on the pure-Python paths
+ID_TYPE = pa.dictionary(pa.int32(), pa.string())
+
+_SEPARATORS = [",", "\t", ";", "|"]
+
+
+# ------------------------------------------------------------------------------ files
+def open_text(path: Path, encoding: str = "utf-8"):
+    """Text handle on a plain or gzip file; undecodable bytes are replaced, never fatal."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding=encoding, errors="replace")
+    return open(path, encoding=encoding, errors="replace")
+
+
+def sniff_separator(path: Path, default: str = ",") -> str:
+    """Guess the delimiter from the first lines (the parsers need it spelled out)."""
+    with reading(path), open_text(path) as f:
+        head = "".join(f.readline() for _ in range(20))
+    if not head.strip():
+        return default
+    try:
+        return csv.Sniffer().sniff(head, delimiters="".join(_SEPARATORS)).delimiter
+    except csv.Error:
+        counts = {s: head.splitlines()[0].count(s) for s in _SEPARATORS}
+        best = max(counts, key=counts.get)
+        return best if counts[best] else default
+
+
+def gzip_problem(path: Path) -> str | None:
+    """Why a gzip file cannot be read to the end (None when it can)."""
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(8 << 20):
+                pass
+    except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as e:
+        return str(e) or type(e).__name__
+    return None
+
+
+def corrupt_gzip_error(path: Path, why: str) -> DataFormatError:
+    return DataFormatError(
+        f"corrupted or truncated gzip file ({why})", path=path,
+        hint="the file is damaged (an interrupted download?): delete it and download it again "
+        "(or copy it again into dataset.raw_dir)")
+
+
+@contextlib.contextmanager
+def reading(path: Path):
+    """Turn a decompression failure while reading `path` into a DataFormatError naming it."""
+    path = Path(path)
+    try:
+        yield
+    except DataFormatError:
+        raise
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise corrupt_gzip_error(path, str(e) or type(e).__name__) from None
+    except (OSError, pa.ArrowException):
+        if path.suffix == ".gz" and (why := gzip_problem(path)):
+            raise corrupt_gzip_error(path, why) from None
+        raise
+
+
+def csv_header(path: Path, sep: str, encoding: str = "utf-8") -> list[str]:
+    with reading(path), open_text(path, encoding) as f:
+        first = f.readline()
+    if not first.strip():
+        raise DataFormatError("the file is empty", path=path,
+                              hint="point the dataset at a file with a header and data rows")
+    return next(csv.reader([first.rstrip("\r\n")], delimiter=sep))
+
+
+def locate_bad_row(path: Path, sep: str, n_fields: int, *, header: bool,
+                   encoding: str = "utf-8") -> tuple[int | None, str]:
+    """The first line whose field count differs from the header's (for error messages)."""
+    with open_text(path, encoding) as f:
+        reader = csv.reader(f, delimiter=sep)
+        for row in reader:
+            if reader.line_num == 1 and header:
+                continue
+            if row and len(row) != n_fields:
+                return reader.line_num, f"expected {n_fields} fields, saw {len(row)}"
+    return None, "could not parse the file"
+
+
+# ------------------------------------------------------------------------------ ids
+_CANONICAL_INT = r"^(0|-?[1-9][0-9]{0,17})$"
+
+
+class IdCodes:
+    """Ids encoded chunk by chunk; `finish` gives a Categorical with sorted categories."""
+
+    def __init__(self):
+        self.codes: list[np.ndarray] = []
+        self.dicts: list[pa.Array] = []
+        self.n = 0
+
+    def add(self, values, *, path=None, line0: int = 1, column: str | None = None,
+            role: str = "user") -> None:
+        codes, dictionary = _encode(values)
+        if (codes < 0).any():
+            i = int(np.flatnonzero(codes < 0)[0])
+            raise DataFormatError(f"empty {role} id", path=path, line=line0 + i, column=column,
+                                  hint=f"remove rows without ids or map dataset.columns.{role} "
+                                  "to the right column")
+        self.codes.append(codes.astype(np.int32, copy=False))
+        self.dicts.append(dictionary)
+        self.n += len(codes)
+
+    def finish(self) -> pd.Categorical:
+        if not self.dicts:
+            return pd.Categorical.from_codes(np.zeros(0, np.int32), categories=pd.Index([]))
+        dicts = _common_type(self.dicts)
+        allu = pa.concat_arrays(dicts) if len(dicts) > 1 else dicts[0]
+        enc = pc.dictionary_encode(allu)
+        gidx = enc.indices.to_numpy(zero_copy_only=False)
+        uniq = enc.dictionary
+        if pa.types.is_string(uniq.type) and len(uniq) and pc.all(
+                pc.match_substring_regex(uniq, _CANONICAL_INT)).as_py():
+            uniq = pc.cast(uniq, pa.int64())  # numeric ids sort numerically
+        order = pc.sort_indices(uniq).to_numpy()
+        rank = np.empty(len(uniq), dtype=np.int32)
+        rank[order] = np.arange(len(uniq), dtype=np.int32)
+        gmap = rank[gidx]
+        codes = np.empty(self.n, dtype=np.int32)
+        off = doff = 0
+        for c, d in zip(self.codes, dicts, strict=True):
+            codes[off:off + len(c)] = gmap[doff + c]
+            off += len(c)
+            doff += len(d)
+        self.codes, self.dicts = [], []
+        cats = pd.Index(uniq.take(pa.array(order)).to_pandas())
+        return pd.Categorical.from_codes(codes, categories=cats, validate=False)
+
+
+def _encode(values) -> tuple[np.ndarray, pa.Array]:
+    """(int codes with -1 for null, dictionary as an arrow array) of one chunk of ids."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        if not pa.types.is_dictionary(values.type):
+            values = pc.dictionary_encode(values)
+        idx = values.indices
+        codes = idx.to_numpy(zero_copy_only=False) if idx.null_count == 0 else np.asarray(
+            pc.fill_null(idx, -1).to_numpy(zero_copy_only=False))
+        return codes.astype(np.int64, copy=False), _plain(values.dictionary)
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return (series.cat.codes.to_numpy().astype(np.int64),
+                _plain(pa.array(np.asarray(series.cat.categories, dtype=object)
+                                if series.cat.categories.dtype == object
+                                else series.cat.categories)))
+    codes, uniques = pd.factorize(series)
+    if uniques.dtype == object:
+        uniques = np.array([str(u) for u in uniques], dtype=object)
+    return codes.astype(np.int64, copy=False), _plain(pa.array(uniques))
+
+
+def _plain(arr: pa.Array) -> pa.Array:
+    if pa.types.is_large_string(arr.type):
+        return arr.cast(pa.string())
+    if pa.types.is_floating(arr.type):
+        vals = arr.to_numpy(zero_copy_only=False)
+        if np.all(np.isfinite(vals)) and np.all(vals == np.round(vals)):
+            return pa.array(vals.astype(np.int64))  # 12346.0 (an id read as float) → 12346
+    return arr
+
+
+def _common_type(dicts: list[pa.Array]) -> list[pa.Array]:
+    if all(pa.types.is_integer(d.type) for d in dicts):
+        return [d.cast(pa.int64()) for d in dicts]
+    return [d if pa.types.is_string(d.type) else d.cast(pa.string()) for d in dicts]
+
+
+# ------------------------------------------------------------------------------ timestamps
+def to_seconds(values: pd.Series, unit: str, *, path, column: str, line0: int) -> np.ndarray:
+    """int64 seconds from numbers (unit s|ms|us|ns|days), datetimes, or text (iso/strptime)."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        if values.isna().any():
+            i = int(np.flatnonzero(values.isna().to_numpy())[0])
+            raise DataFormatError("missing timestamp", path=path, line=line0 + i, column=column,
+                                  hint="fix or drop the row")
+        if getattr(values.dt, "tz", None) is not None:
+            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+        return (values.dt.as_unit("ns").astype(np.int64) // 10**9).to_numpy(np.int64)
+    return parse_timestamps(values, unit, path=path, column=column, line_offset=line0)
+
+
+# ------------------------------------------------------------------------------ the sink
+class Sink:
+    """Collects interaction chunks into canonical columns (see the module docstring).
+
+    Each chunk is a DataFrame with the raw columns named by `user`, `item`, `ts` and,
+    optionally, `rating` and the `text` columns (item text carried by the interaction rows,
+    first value per item kept). `transform(df)` may rewrite a chunk first (drop rows, derive
+    columns); rows it drops still count for line numbers through `line0`.
+    """
+
+    def __init__(self, path, *, user: str, item: str, ts: str, unit: str,
+                 rating: str | None = None, text: list[str] | None = None,
+                 transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+                 roles: dict[str, str] | None = None, ts_offset: str | None = None,
+                 ts_offset_scale: float = 1.0):
+        self.path, self.user, self.item, self.ts, self.unit = path, user, item, ts, unit
+        self.ts_offset, self.ts_offset_scale = ts_offset, ts_offset_scale
+        self.rating, self.text_cols, self.transform = rating, list(text or []), transform
+        self.roles = roles or {}
+        self.reset()
+
+    def reset(self) -> None:
+        self.users, self.items = IdCodes(), IdCodes()
+        self.ts_parts: list[np.ndarray] = []
+        self.rating_parts: list[np.ndarray] = []
+        self.text_parts: list[pd.DataFrame] = []
+        self.rows_seen = 0
+        self.dropped = 0
+
+    def add(self, df: pd.DataFrame, line0: int) -> None:
+        n_in = len(df)
+        self.rows_seen += n_in
+        if self.transform is None:
+            self._add(df, line0)
+            return
+        df = df.reset_index(drop=True)
+        df = self.transform(df)
+        self.dropped += n_in - len(df)
+        if len(df) == 0:
+            return
+        pos = df.index.to_numpy()  # transform keeps the chunk positions of the rows it keeps
+        try:
+            self._add(df.reset_index(drop=True), 0)
+        except DataFormatError as e:  # map the kept-row index back to the file line
+            if e.line is None:
+                raise
+            line = line0 + int(pos[e.line])
+            raise DataFormatError(_strip_where(e), e.hint, path=e.path, line=line,
+                                  column=e.column) from None
+
+    def _add(self, df: pd.DataFrame, line0: int) -> None:
+        self.users.add(df[self.user], path=self.path, line0=line0,
+                       column=self.roles.get("user", self.user), role="user")
+        self.items.add(df[self.item], path=self.path, line0=line0,
+                       column=self.roles.get("item", self.item), role="item")
+        ts = to_seconds(df[self.ts], self.unit, path=self.path,
+                        column=self.roles.get("timestamp", self.ts), line0=line0)
+        if self.ts_offset:  # e.g. Diginetica: event date + milliseconds into the session
+            off = pd.to_numeric(df[self.ts_offset], errors="coerce")
+            if off.isna().any():
+                i = int(np.flatnonzero(off.isna().to_numpy())[0])
+                raise DataFormatError(f"{df[self.ts_offset].iloc[i]!r} is not a number",
+                                      path=self.path, line=line0 + i, column=self.ts_offset,
+                                      hint="fix or drop the row")
+            ts = ts + np.floor(off.to_numpy(np.float64) * self.ts_offset_scale).astype(np.int64)
+        self.ts_parts.append(ts)
+        if self.rating:
+            r = pd.to_numeric(df[self.rating], errors="coerce")
+            if r.isna().any():
+                i = int(np.flatnonzero(r.isna().to_numpy())[0])
+                raise DataFormatError(f"rating {df[self.rating].iloc[i]!r} is not a number",
+                                      path=self.path, line=line0 + i,
+                                      column=self.roles.get("rating", self.rating),
+                                      hint="fix the row or set dataset.columns.rating=null")
+            self.rating_parts.append(r.to_numpy(np.float32))
+        if self.text_cols:
+            t = df[[self.item, *self.text_cols]].drop_duplicates(self.item)
+            t = t.rename(columns={self.item: "item"})
+            t["item"] = t["item"].astype(str)
+            self.text_parts.append(t)
+
+    def finish(self, items: pd.DataFrame | None = None, info: dict | None = None) -> RawData:
+        user = self.users.finish()
+        item = self.items.finish()
+        frame = pd.DataFrame({"user": user, "item": item,
+                              "ts": _concat(self.ts_parts, np.int64)})
+        if self.rating:
+            frame["rating"] = _concat(self.rating_parts, np.float32)
+        self.ts_parts, self.rating_parts = [], []
+        if self.text_parts:
+            t = pd.concat(self.text_parts, ignore_index=True).drop_duplicates("item")
+            items = t if items is None else items.merge(t, on="item", how="outer")
+        out_info = {"files": [str(self.path)], "rows": self.rows_seen}
+        if self.dropped:
+            out_info["rows_skipped"] = self.dropped
+        out_info.update(info or {})
+        return RawData(frame, items, out_info)
+
+
+def _strip_where(e: DataFormatError) -> str:
+    """The message of a DataFormatError without its 'file, line N, column C: ' prefix."""
+    where = [str(x) for x in (e.path,) if x is not None]
+    where += [f"line {e.line}"] if e.line is not None else []
+    where += [f"column {e.column!r}"] if e.column is not None else []
+    prefix = ", ".join(where) + ": " if where else ""
+    return e.message[len(prefix):] if e.message.startswith(prefix) else e.message
+
+
+def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:
+    if not parts:
+        return np.zeros(0, dtype=dtype)
+    return np.concatenate(parts).astype(dtype, copy=False)
+
+
+# ------------------------------------------------------------------------------ CSV
+def scan_csv(path: Path, sink, *, sep: str | None = None, header: bool = True,
+             names: list[str] | None = None, usecols: list[str],
+             ids: tuple[str, ...] = (), numeric: tuple[str, ...] = (),
+             strings: tuple[str, ...] = (), encoding: str = "utf-8", quoted: bool = True,
+             newlines_in_values: bool = False,
+             null_ids: tuple[str, ...] = ()) -> None:
+    """Feed `path` to `sink.add(chunk, first_line)` in chunks (pyarrow; pandas fallback).
+
+    `ids` columns are read as dictionary-encoded text, `numeric` ones as float64 and `strings`
+    as text (dates are parsed by `to_seconds`, not guessed by pyarrow) on the fast path;
+    `null_ids` are id spellings that mean "no id" (e.g. NA). A row pyarrow cannot parse sends
+    the whole file through pandas' chunked reader, whose errors carry line numbers.
+    """
+    import pyarrow.csv as pacsv
+
+    path = Path(path)
+    if sep is None:
+        sep = "\t" if path.suffix in (".tsv", ".tab") else sniff_separator(path)
+    cols = csv_header(path, sep, encoding) if header else list(names or [])
+    n_fields = len(cols)
+    first_data_line = 2 if header else 1
+    if len(sep) == 1:
+        types = {c: ID_TYPE for c in ids}
+        types.update({c: pa.float64() for c in numeric})
+        types.update({c: pa.string() for c in strings})  # parsed by us (dates, text)
+        ropts = pacsv.ReadOptions(block_size=CSV_BLOCK, encoding=_arrow_encoding(encoding),
+                                  column_names=None if header else cols)
+        popts = pacsv.ParseOptions(delimiter=sep, quote_char='"' if quoted else False,
+                                   newlines_in_values=newlines_in_values)
+        copts = pacsv.ConvertOptions(include_columns=usecols, column_types=types,
+                                     strings_can_be_null=False,
+                                     null_values=["", "NA", "N/A", "NaN", "nan", "null", "NULL"],
+                                     quoted_strings_can_be_null=False)
+        try:
+            with reading(path):
+                reader = pacsv.open_csv(path, read_options=ropts, parse_options=popts,
+                                        convert_options=copts)
+                line = first_data_line
+                for batch in reader:
+                    df = batch.to_pandas()
+                    df = _null_ids(df, ids, null_ids)
+                    sink.add(df, line)
+                    line += batch.num_rows
+            return
+        except DataFormatError:
+            raise
+        except (pa.ArrowInvalid, pa.ArrowException, UnicodeDecodeError):
+            sink.reset()  # some row is beyond pyarrow: redo the file with pandas
+    _scan_csv_pandas(path, sink, sep=sep, header=header, cols=cols, usecols=usecols, ids=ids,
+                     encoding=encoding, quoted=quoted, n_fields=n_fields, null_ids=null_ids,
+                     first_data_line=first_data_line)
+
+
+def _arrow_encoding(encoding: str) -> str:
+    return "utf8" if encoding.lower().replace("-", "") == "utf8" else encoding
+
+
+def _null_ids(df: pd.DataFrame, ids, null_ids) -> pd.DataFrame:
+    if not null_ids:
+        return df
+    for c in ids:
+        if c in df.columns:
+            col = df[c]
+            if isinstance(col.dtype, pd.CategoricalDtype):
+                hit = [v for v in null_ids if v in col.cat.categories]
+                if hit:
+                    df[c] = col.cat.remove_categories(hit)
+            else:
+                df[c] = col.where(~col.isin(null_ids))
+    return df
+
+
+_PANDAS_LINE = re.compile(r"line (\d+)")
+
+
+def _scan_csv_pandas(path, sink, *, sep, header, cols, usecols, ids, encoding, quoted,
+                     n_fields, null_ids, first_data_line) -> None:
+    # no usecols: pandas then checks every row's field count (and names the bad line)
+    kw = dict(sep=sep, header=0 if header else None, names=None if header else cols,
+              dtype={c: str for c in ids}, chunksize=PY_CHUNK_ROWS,
+              encoding=encoding, encoding_errors="replace", keep_default_na=False,
+              na_values=["", "NA", "N/A", "NaN", "nan", "null", "NULL"],
+              quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
+    if len(sep) > 1:
+        kw["engine"] = "python"
+    line = first_data_line
+    try:
+        with reading(path):
+            for chunk in pd.read_csv(path, **kw):
+                chunk = chunk[usecols].reset_index(drop=True)
+                sink.add(_null_ids(chunk, ids, null_ids), line)
+                line += len(chunk)
+    except pd.errors.EmptyDataError:
+        raise DataFormatError("the file is empty", path=path,
+                              hint="point the dataset at a file with a header and data rows"
+                              ) from None
+    except pd.errors.ParserError as e:
+        m = _PANDAS_LINE.search(str(e))
+        where, what = (int(m.group(1)), str(e).splitlines()[-1].strip()) if m else \
+            locate_bad_row(path, sep, n_fields, header=header, encoding=encoding)
+        raise DataFormatError(
+            f"malformed row: {what}", path=path, line=where,
+            hint=f"fix or remove that row, or set dataset.sep if the delimiter is not {sep!r}",
+        ) from None
+
+
+# ------------------------------------------------------------------------------ JSON lines
+def scan_json(path: Path, sink, fields: dict[str, pa.DataType]) -> None:
+    """Feed JSON-lines `path` (plain or .gz) to `sink.add` in chunks, keeping only `fields`.
+
+    pyarrow parses the lines with an explicit schema and ignores every other field (review
+    texts never reach memory); a line it cannot parse sends the file through `json.loads`,
+    whose errors name the line.
+    """
+    import pyarrow.json as pajson
+
+    path = Path(path)
+    schema = pa.schema([(k, v) for k, v in fields.items()])
+    block = JSON_BLOCK
+    for _attempt in range(3):
+        try:
+            with reading(path):
+                stream = pa.input_stream(str(path), compression="detect")
+                reader = pajson.open_json(
+                    stream, read_options=pajson.ReadOptions(block_size=block),
+                    parse_options=pajson.ParseOptions(explicit_schema=schema,
+                                                      unexpected_field_behavior="ignore"))
+                line = 1
+                for batch in reader:
+                    sink.add(batch.to_pandas(), line)
+                    line += batch.num_rows
+            if sink.rows_seen == 0:
+                _check_json_not_empty(path)
+            return
+        except DataFormatError:
+            raise
+        except pa.ArrowInvalid as e:
+            sink.reset()
+            if "straddling" in str(e) or "block size" in str(e).lower():
+                block *= 8  # a line longer than a block
+                continue
+            break
+        except (pa.ArrowException, UnicodeDecodeError):
+            sink.reset()
+            break
+    scan_json_python(path, sink, list(fields))
+
+
+def _check_json_not_empty(path: Path) -> None:
+    with reading(path), open_text(path) as f:
+        for line in f:
+            if line.strip():
+                return
+    raise DataFormatError("the file is empty", path=path,
+                          hint="point the dataset at a file with data rows")
+
+
+def iter_json_lines(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of a JSON-lines file; a bad line is a DataFormatError."""
+    with reading(path), open_text(path) as f:
+        for no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataFormatError(f"not valid JSON ({e.msg})", path=path, line=no,
+                                      hint="each line must be one JSON object") from None
+            if not isinstance(obj, dict):
+                raise DataFormatError("not a JSON object", path=path, line=no,
+                                      hint="each line must be one JSON object")
+            yield no, obj
+
+
+def scan_json_python(path: Path, sink, fields: list[str]) -> None:
+    _scan_records(iter_json_lines(path), sink, fields, path)
+
+
+def _scan_records(records: Iterator[tuple[int, dict]], sink, fields: list[str], path) -> None:
+    rows: dict[str, list] = {f: [] for f in fields}
+    first, count = None, 0
+    for no, obj in records:
+        if first is None:
+            first = no
+        for f in fields:
+            v = obj.get(f)
+            rows[f].append(v if not isinstance(v, dict | list) else str(v))
+        count += 1
+        if count == PY_CHUNK_ROWS:
+            sink.add(_frame(rows), first)
+            rows, first, count = {f: [] for f in fields}, None, 0
+    if count:
+        sink.add(_frame(rows), first)
+    if sink.rows_seen == 0:
+        raise DataFormatError("the file holds no records", path=path,
+                              hint="point the dataset at a file with data rows")
+
+
+def _frame(rows: dict[str, list]) -> pd.DataFrame:
+    out = {}
+    for k, v in rows.items():
+        out[k] = pd.Series(v, dtype=object)
+    return pd.DataFrame(out)
+
+
+# ------------------------------------------------------------------------------ Python literals
+def _field_re(key: str) -> re.Pattern:
+    lit = r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|True|False|None"""
+    return re.compile(r"""['"]""" + re.escape(key) + r"""['"]\s*:\s*(""" + lit + ")")
+
+
+def _literal(text: str):
+    if text[0] in "'\"":
+        return text[1:-1] if "\\" not in text else ast.literal_eval(text)
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_literal_line(line: str, no: int, path) -> dict:
+    """One line of Python-literal text (`{'asin': '…', …}`), or JSON, as a dict."""
+    try:
+        obj = json.loads(line) if line.lstrip().startswith('{"') else ast.literal_eval(line)
+    except (ValueError, SyntaxError, json.JSONDecodeError, MemoryError, RecursionError):
+        try:
+            obj = ast.literal_eval(line)
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as e:
+            raise DataFormatError(f"not a Python literal or JSON object ({type(e).__name__})",
+                                  path=path, line=no,
+                                  hint="each line must be one dict literal, e.g. "
+                                  "{'asin': '...', 'title': '...'}") from None
+    if not isinstance(obj, dict):
+        raise DataFormatError("not a dict literal", path=path, line=no,
+                              hint="each line must be one dict literal")
+    return obj
+
+
+def iter_literal_fields(path: Path, keys: list[str]) -> Iterator[tuple[int, dict]]:
+    """(line, {key: value}) of Python-literal lines, reading only `keys` of scalar value.
+
+    A regular expression extracts each key (no full parse of the long review text); a line
+    where one is missing is parsed whole with `ast.literal_eval`.
+    """
+    pats = {k: _field_re(k) for k in keys}
+    with reading(path), open_text(path) as f:
+        for no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            out = {}
+            for k, pat in pats.items():
+                m = pat.search(line)
+                if m is None:
+                    break
+                out[k] = _literal(m.group(1))
+            else:
+                yield no, out
+                continue
+            obj = parse_literal_line(line, no, path)
+            yield no, {k: obj.get(k) for k in keys}
+
+
+def scan_literal(path: Path, sink, fields: list[str]) -> None:
+    _scan_records(iter_literal_fields(path, fields), sink, fields, path)
+
+
+def iter_literal_records(path: Path, wanted_key: str | None = None,
+                         wanted: set[str] | None = None) -> Iterator[tuple[int, dict]]:
+    """Whole records of Python-literal (or JSON) lines; with `wanted`, only those whose
+    `wanted_key` is in the set are parsed (a cheap regex looks at the key first)."""
+    pat = _field_re(wanted_key) if wanted_key and wanted is not None else None
+    with reading(path), open_text(path) as f:
+        for no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            if pat is not None:
+                m = pat.search(line)
+                if m is not None and str(_literal(m.group(1))) not in wanted:
+                    continue
+            yield no, parse_literal_line(line, no, path)
