@@ -11,6 +11,7 @@ from recx.errors import ConfigError
 # name → "module:Class"; imported lazily so `recx --help` stays fast
 MODELS: dict[str, str] = {
     "pop": "recx.models.pop:Pop",
+    "preprec": "recx.models.preprec:PrepRec",
     "sasrec": "recx.models.sasrec:SASRec",
 }
 

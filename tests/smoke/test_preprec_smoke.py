@@ -1,0 +1,53 @@
+"""PrepRec through the stages, in-process: pretrain on two sources, zero-shot transfer, few-shot
+finetune and interpolation with SASRec on the tiny domains (one short epoch each)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from recx.stages import execute
+from tests.conftest import CONF, compose
+
+pytestmark = pytest.mark.skipif(
+    not all((CONF / "dataset" / f"{n}.yaml").exists() for n in ("tiny", "tiny_b")),
+    reason="the tiny dataset configs are not available")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def stage(name, overrides, root):
+    cfg = compose(name, [*overrides, "progress=false", "text=hashing"], root=root)
+    return execute(cfg, root / "runs" / name).rows
+
+
+def test_preprec_stages_on_tiny(tmp_path):
+    common = ["model=preprec", "train=fast", "model.max_len=20", "source=[tiny,tiny_b]"]
+    rows = stage("pretrain", common, tmp_path)
+    assert {r["target"] for r in rows} == {"tiny", "tiny_b"}  # validation on both sources
+    target = ["target=tiny_b"]
+    rows = stage("transfer", [*common, *target], tmp_path)
+    test = next(r for r in rows if r["split"] == "test")
+    assert test["setting"] == "zero_shot" and test["paper_compat"] == []
+    assert 0.0 <= test["NDCG@10"] <= 1.0
+    rows = stage("finetune", [*common, *target], tmp_path)
+    assert {r["setting"] for r in rows} == {"finetune"}
+    stage("train", ["model=sasrec", "dataset=tiny_b", "train=fast"], tmp_path)
+    rows = stage("interpolate", [*common, *target, "base=sasrec"], tmp_path)
+    assert sum(r["selected"] is True for r in rows if r["slice"] == "all") == 2  # valid + test
+    assert (tmp_path / "runs" / "interpolate" / "alpha_curve.png").exists()
+    # every paper-compat switch (a checkpoint of its own) under the sampled protocol
+    compat = ["model=preprec", "train=fast", "model.max_len=20", "source=tiny",
+              "model.paper_compat=true"]
+    stage("pretrain", compat, tmp_path)
+    rows = stage("transfer", [*compat, *target, "eval=sampled100"], tmp_path)
+    assert set(rows[0]["paper_compat"]) == {"year_reset_periods", "argsort_time",
+                                             "coarse_index_for_target_fine",
+                                             "last_epoch_as_best"}
+    assert "sampled" in rows[0]["protocol"]
