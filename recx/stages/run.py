@@ -93,6 +93,7 @@ def plan_steps(cfg) -> list[Step]:
 
 def run(ctx) -> StageResult:
     from hydra import compose
+    from rich.markup import escape
 
     from recx.console import console
 
@@ -105,7 +106,7 @@ def run(ctx) -> StageResult:
     rows: list[dict] = []
     t0 = time.time()
     for n, step in enumerate(steps, 1):
-        console.rule(f"[bold]step {n}/{len(steps)}[/bold]: recx {step.label}")
+        console.rule(f"[bold]step {n}/{len(steps)}[/bold]: recx {escape(step.label)}")
         step_cfg = compose(config_name=step.stage, overrides=list(step.overrides))
         step_dir = ctx.run_dir / "steps" / f"{n:02d}_{step.stage}_{step.model}"
         step_dir.mkdir(parents=True, exist_ok=True)
@@ -123,17 +124,34 @@ def run(ctx) -> StageResult:
     atomic_write_json(out / "results.json", table.astype(object).where(table.notna(), None)
                       .to_dict("records"))
     _alpha_figure(out, rows, str(cfg.eval.select_metric))
-    log.info("recx run finished %d steps in %.1fs", len(steps), time.time() - t0)
-    shown = [r for r in rows if r.get("split") == "test" and r.get("slice", "all") == "all"
-             and r.get("selected") is not False and r.get("setting") != "pretrain"]
-    return StageResult(rows, title=f"recx run ({cfg.experiment_name}): test, target "
-                       f"{cfg.target.name}", display=_sorted(shown))
+    log.info("recx run finished %d steps in %.1fs → %s", len(steps), time.time() - t0,
+             out / "results.md")
+    print_results(table, f"recx run ({cfg.experiment_name}): test metrics on target "
+                  f"{cfg.target.name}, sources {'+'.join(sorted(cfg.source))}")
+    return StageResult(rows, title="recx run", display=[])
 
 
-def _sorted(rows: list[dict]) -> list[dict]:
-    order = {"zero_shot": 0, "in_domain": 1, "finetune": 2, "interpolate": 3}
-    return sorted(rows, key=lambda r: (order.get(r.get("setting"), 9), str(r.get("model")),
-                                       str(r.get("base")), r.get("seed", 0)))
+def print_results(table: pd.DataFrame, title: str) -> None:
+    from rich.table import Table
+
+    from recx.console import console
+    from recx.tables import SAMPLED_BANNER, fmt
+
+    t = Table(title=title, title_justify="left")
+    table = table.copy()
+    if "protocol" in table and table["protocol"].nunique() > 1:  # show what differs
+        table.insert(3, "mask", table["protocol"].str.extract(r"mask=([^/]+)")[0])
+    cols = [c for c in table.columns if c != "protocol"]
+    for c in cols:
+        t.add_column(c, justify="right" if "@" in c or c in ("alpha*", "n_seeds") else "left")
+    for _, r in table.iterrows():
+        t.add_row(*[fmt(r[c]) for c in cols])
+    console.print(t)
+    protos = sorted(table["protocol"].astype(str).unique()) if "protocol" in table else []
+    console.print("protocols: " + ", ".join(protos) + "  (mask=on: history masked, the "
+                  "RecBole convention for non-sequential models)")
+    if any("sampled" in p for p in protos):
+        console.print(f"[yellow]{SAMPLED_BANNER}[/yellow]")
 
 
 def results_table(rows: list[dict]) -> pd.DataFrame:

@@ -169,6 +169,7 @@ def fit(model, domains: list, users: list[np.ndarray], *, train_cfg, seed: int, 
                     if bad >= patience:
                         stop = True
                         res.stopped_early = True
+            row["elapsed"] = time.time() - t_start  # wall time since fit start (time-to-accuracy)
             res.history.append(row)
             log.info("%s epoch %d: loss %.4f%s (%.1fs, %.0f samples/s)", label, epoch + 1,
                      row["loss"], f", valid {row['valid']:.4f}" if "valid" in row else "", dt,
