@@ -14,8 +14,10 @@ import pandas as pd
 from recx.errors import ConfigError
 
 
-def count_unique(codes: np.ndarray) -> int:
+def count_unique(codes: np.ndarray, mask: np.ndarray | None = None) -> int:
     """Distinct values of non-negative integer codes (bincount: no hashing, no sort)."""
+    if mask is not None:
+        codes = codes[mask]
     if len(codes) == 0:
         return 0
     return int(np.count_nonzero(np.bincount(codes)))
@@ -25,39 +27,72 @@ def counts(frame: pd.DataFrame) -> dict:
     return counts_arrays(frame["user"].to_numpy(), frame["item"].to_numpy())
 
 
-def counts_arrays(user: np.ndarray, item: np.ndarray) -> dict:
-    return {"users": count_unique(user), "items": count_unique(item),
-            "interactions": len(user)}
+def counts_arrays(user: np.ndarray, item: np.ndarray, mask: np.ndarray | None = None) -> dict:
+    """Users, items and interactions of the rows selected by `mask` (all when None)."""
+    n = len(user) if mask is None else int(np.count_nonzero(mask))
+    return {"users": count_unique(user, mask), "items": count_unique(item, mask),
+            "interactions": n}
 
 
-def dedup_rows(user: np.ndarray, item: np.ndarray, ts: np.ndarray, how: str) -> np.ndarray | None:
-    """Rows kept by `dedup` (ascending positions), or None when every row is kept.
+BLOCK_ROWS = 2_000_000  # dedup hashes users in blocks of about this many rows
+
+
+def dedup_mask(user: np.ndarray, item: np.ndarray, ts: np.ndarray, how: str
+               ) -> np.ndarray | None:
+    """Rows kept by `dedup` as a boolean mask, or None when every row is kept.
 
     Rows are in file order, so the row position is the `order` tie-breaker. A hash pass finds
-    the repeated (user, item) pairs; only those rows are sorted.
+    the repeated (user, item) pairs; only those rows are sorted. Large inputs are split into
+    blocks of users (a repeat never crosses users), so the hash table stays small.
     """
     if how == "all":
         return None
     if how not in ("earliest", "first_row"):
         raise ConfigError(f"unknown filters.dedup={how!r}",
                           hint="use filters.dedup=earliest, first_row or all")
-    if len(user) == 0:
+    n = len(user)
+    if n == 0:
         return None
     n_items = int(item.max()) + 1
+    blocks = -(-n // BLOCK_ROWS)
+    if blocks == 1:
+        drop = _dup_drop(user, item, ts, how, n_items)
+        return None if drop is None else ~drop
+    n_users = int(user.max()) + 1
+    block = (user.astype(np.int64) * blocks // n_users).astype(np.int16)
+    keep = np.ones(n, dtype=bool)
+    for b in range(blocks):
+        rows = np.flatnonzero(block == b)  # ascending: file order within the block
+        drop = _dup_drop(user[rows], item[rows], ts[rows], how, n_items)
+        if drop is not None:
+            keep[rows[drop]] = False
+    return None if keep.all() else keep
+
+
+def dedup_rows(user: np.ndarray, item: np.ndarray, ts: np.ndarray, how: str) -> np.ndarray | None:
+    """Kept row positions (ascending) of `dedup_mask`, or None when every row is kept."""
+    keep = dedup_mask(user, item, ts, how)
+    return None if keep is None else np.flatnonzero(keep)
+
+
+def _dup_drop(user, item, ts, how: str, n_items: int) -> np.ndarray | None:
+    """Boolean mask of the rows dedup removes (None when none)."""
     keys = user.astype(np.int64) * n_items + item.astype(np.int64)
-    dup = pd.Series(keys, copy=False).duplicated(keep=False).to_numpy()
+    dup = np.array(pd.Series(keys, copy=False).duplicated(keep=False))  # writable
     if not dup.any():
         return None
     rows = np.flatnonzero(dup)
     k = keys[rows]
-    # earliest: earliest ts, then file order; first_row: file order
-    order = np.lexsort((rows, ts[rows], k)) if how == "earliest" else np.lexsort((rows, k))
+    del keys
+    # earliest: earliest ts, then file order; first_row: file order (both sorts are stable, so
+    # equal keys keep their file order without a third sort key)
+    order = np.lexsort((ts[rows], k)) if how == "earliest" else np.argsort(k, kind="stable")
     ks = k[order]
     first = np.ones(len(ks), dtype=bool)
     first[1:] = ks[1:] != ks[:-1]
-    keep = ~dup
-    keep[rows[order[first]]] = True
-    return np.flatnonzero(keep)
+    drop = dup  # reuse: start from "every repeated row", then spare the first of each pair
+    drop[rows[order[first]]] = False
+    return drop
 
 
 def dedup(frame: pd.DataFrame, how: str) -> pd.DataFrame:
@@ -81,14 +116,19 @@ def dedup(frame: pd.DataFrame, how: str) -> pd.DataFrame:
     return frame.iloc[rows].reset_index(drop=True)
 
 
-def min_rating_rows(rating: np.ndarray | None, threshold: float | None) -> np.ndarray | None:
+def min_rating_mask(rating: np.ndarray | None, threshold: float | None) -> np.ndarray | None:
     if threshold is None:
         return None
     if rating is None:
         raise ConfigError("filters.min_rating is set but the data has no rating column",
                           hint="map dataset.columns.rating=<column> or set "
                           "dataset.filters.min_rating=null")
-    return np.flatnonzero(rating >= threshold)
+    return rating >= threshold
+
+
+def min_rating_rows(rating: np.ndarray | None, threshold: float | None) -> np.ndarray | None:
+    keep = min_rating_mask(rating, threshold)
+    return None if keep is None else np.flatnonzero(keep)
 
 
 def min_rating(frame: pd.DataFrame, threshold: float | None) -> pd.DataFrame:
@@ -98,19 +138,21 @@ def min_rating(frame: pd.DataFrame, threshold: float | None) -> pd.DataFrame:
 
 
 def k_core_mask(u: np.ndarray, i: np.ndarray, k_user: int, k_item: int,
-                iterative: bool = True) -> np.ndarray | None:
-    """Rows kept by the k-core filter as a boolean mask, or None when all are kept."""
+                iterative: bool = True, keep: np.ndarray | None = None) -> np.ndarray | None:
+    """Rows kept by the k-core filter as a boolean mask (starting from the rows `keep`
+    selects), or None when nothing is selected out at all."""
     if (k_user <= 1 and k_item <= 1) or len(u) == 0:
-        return None
-    keep = np.ones(len(u), dtype=bool)
+        return keep
     nu, ni = int(u.max()) + 1, int(i.max()) + 1
-    changed = False
+    changed = keep is not None
+    keep = np.ones(len(u), dtype=bool) if keep is None else keep.copy()
     while True:
-        uc = np.bincount(u, weights=keep, minlength=nu) if changed else np.bincount(u,
-                                                                                  minlength=nu)
-        ic = np.bincount(i, weights=keep, minlength=ni) if changed else np.bincount(i,
-                                                                                  minlength=ni)
-        bad = keep & ((uc[u] < k_user) | (ic[i] < k_item))
+        uc = np.bincount(u[keep] if changed else u, minlength=nu)
+        ic = np.bincount(i[keep] if changed else i, minlength=ni)
+        # per-user / per-item verdicts first: gathering booleans keeps temporaries at 1 byte/row
+        bad = (uc < k_user)[u]
+        bad |= (ic < k_item)[i]
+        bad &= keep
         if not bad.any():
             break
         keep &= ~bad

@@ -243,7 +243,7 @@ def _scan_parquet(path: Path, sink: Sink, wanted: dict, usecols: list[str]) -> N
         require_columns(pd.DataFrame(columns=pf.schema_arrow.names), wanted, path)
         line = 1
         for batch in pf.iter_batches(batch_size=1 << 20, columns=usecols):
-            sink.add(batch.to_pandas(), line)
+            sink.add(batch, line)
             line += batch.num_rows
 
 

@@ -4,6 +4,7 @@ id remapping (sorted raw ids → 1..U and 1..N; 0 is padding), stable per-user o
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass
 
@@ -40,11 +41,15 @@ def _codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes.astype(np.int32 if len(uniques) < 2**31 else np.int64), pd.Index(uniques)
 
 
-def process(raw: RawData, ds, eval_cfg, *, source_desc: str = "") -> Processed:
+def process(raw: RawData, ds, eval_cfg, *, source_desc: str = "",
+            keep_input: bool = False) -> Processed:
     """Apply the dataset's filters and the evaluation scenario to reader output.
 
     Works on bare numpy arrays (int32 codes, int64 seconds): the rows stay in file order through
     every filter, so the row position is the stable tie-breaker and no `order` column is needed.
+    Unless `keep_input`, the reader's interaction frame is consumed (`raw.interactions` is left
+    empty), so that its columns are freed one by one as the sorted output is built: this keeps
+    the peak memory near the size of the output.
     """
     frame = raw.interactions
     where = source_desc or ds.name
@@ -55,22 +60,28 @@ def process(raw: RawData, ds, eval_cfg, *, source_desc: str = "") -> Processed:
     i, item_ids = _codes(frame["item"])
     ts = frame["ts"].to_numpy(np.int64)
     rating = frame["rating"].to_numpy(np.float32) if "rating" in frame.columns else None
+    if not keep_input:
+        raw.interactions = frame.iloc[:0]
+        del frame  # the arrays above are now the only references to the reader's columns
 
-    def keep_rows(rows):
-        nonlocal u, i, ts, rating
-        if rows is not None:
-            u, i, ts = u[rows], i[rows], ts[rows]
-            rating = rating[rows] if rating is not None else None
-
+    # Filters only narrow a boolean mask; the kept rows are gathered once, in sorted order.
     steps = {"read": filters.counts_arrays(u, i)}
     f = ds.filters
-    keep_rows(filters.dedup_rows(u, i, ts, f.dedup))
-    steps["dedup"] = filters.counts_arrays(u, i)
-    keep_rows(filters.min_rating_rows(rating, f.min_rating))
-    steps["min_rating"] = filters.counts_arrays(u, i)
-    keep_rows(filters.k_core_mask(u, i, f.k_core.user, f.k_core.item, f.k_core.iterative))
-    steps["k_core"] = filters.counts_arrays(u, i)
-    if len(u) == 0:
+    keep = filters.dedup_mask(u, i, ts, f.dedup)
+    steps["dedup"] = dict(steps["read"]) if keep is None else filters.counts_arrays(u, i, keep)
+    by_rating = filters.min_rating_mask(rating, f.min_rating)
+    if by_rating is not None:
+        keep = by_rating if keep is None else keep & by_rating
+        steps["min_rating"] = filters.counts_arrays(u, i, keep)
+    else:
+        steps["min_rating"] = dict(steps["dedup"])
+    del by_rating
+    before = keep
+    keep = filters.k_core_mask(u, i, f.k_core.user, f.k_core.item, f.k_core.iterative, keep)
+    steps["k_core"] = dict(steps["min_rating"]) if keep is before else \
+        filters.counts_arrays(u, i, keep)
+    del before
+    if steps["k_core"]["interactions"] == 0:
         raise DataFormatError(
             f"no interactions are left after the {f.k_core.user}/{f.k_core.item}-core filter "
             f"(read {steps['read']['users']} users, {steps['read']['items']} items, "
@@ -81,21 +92,25 @@ def process(raw: RawData, ds, eval_cfg, *, source_desc: str = "") -> Processed:
         )
 
     # Remap to dense 1-based ids in sorted raw-id order (codes are already sorted).
-    u_seen = np.bincount(u, minlength=len(user_ids)) > 0
-    i_seen = np.bincount(i, minlength=len(item_ids)) > 0
+    u_seen = np.bincount(u if keep is None else u[keep], minlength=len(user_ids)) > 0
+    i_seen = np.bincount(i if keep is None else i[keep], minlength=len(item_ids)) > 0
     u_keep, i_keep = np.flatnonzero(u_seen), np.flatnonzero(i_seen)
     u_new = np.zeros(len(user_ids), dtype=np.int32)
     u_new[u_keep] = np.arange(1, len(u_keep) + 1, dtype=np.int32)
     i_new = np.zeros(len(item_ids), dtype=np.int32)
     i_new[i_keep] = np.arange(1, len(i_keep) + 1, dtype=np.int32)
-    user = u_new[u]
-    item = i_new[i]
-    del u, i
-    order = _user_time_order(user, ts)
-    user, item, ts = user[order], item[order], ts[order]
+    idx = _user_time_order(u_new, u, ts, keep)  # kept rows, sorted by (user, ts, file order)
+    del keep
+    gc.collect()  # the reader's frame may sit in a reference cycle: free it now
+    # one column at a time, each input column released as soon as it is gathered
+    user = u_new[u[idx]]
+    del u
+    item = i_new[i[idx]]
+    del i
+    ts = ts[idx]
     if rating is not None:
-        rating = rating[order]
-    del order
+        rating = rating[idx]
+    del idx
     n_users, n_items = len(u_keep), len(i_keep)
     indptr = np.zeros(n_users + 2, dtype=np.int64)
     np.cumsum(np.bincount(user, minlength=n_users + 1), out=indptr[1:])
@@ -109,28 +124,45 @@ def process(raw: RawData, ds, eval_cfg, *, source_desc: str = "") -> Processed:
     if eval_cfg.cold_item_fraction > 0:
         split = _make_cold_items(split, item, n_items, eval_cfg.cold_item_fraction)
 
-    inter = pd.DataFrame({"user": user, "item": item, "ts": ts, "split": split})
+    cols = {"user": user, "item": item, "ts": ts, "split": split}
     if rating is not None:
-        inter["rating"] = rating
+        cols["rating"] = rating
+    inter = pd.DataFrame(cols, copy=False)  # no consolidation copy of 10M-row columns
 
     items = _item_frame(raw.items, item_ids[i_keep], ds)
     stats = _stats(inter, items, steps, indptr, ds, raw.info)
     return Processed(inter, items, stats)
 
 
-def _user_time_order(user: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    """Stable order by (user, ts); equal pairs keep file order (the old `order` tie-break).
+def _user_time_order(u_new: np.ndarray, u: np.ndarray, ts: np.ndarray,
+                     keep: np.ndarray | None) -> np.ndarray:
+    """Positions of the kept rows, stable-sorted by (new user id, ts): equal pairs keep file
+    order (the old `order` tie-break).
 
-    One stable argsort of a packed int64 key when it fits (about twice as fast as lexsort).
+    One stable argsort of a packed int64 key (about twice as fast as lexsort); dropped rows get
+    the largest key, so they sort last and are cut off, and no filtered copy is ever made.
     """
-    if len(ts) == 0:
+    n = len(ts)
+    n_keep = n if keep is None else int(np.count_nonzero(keep))
+    if n == 0:
         return np.zeros(0, dtype=np.int64)
     t0 = int(ts.min())
     span = int(ts.max()) - t0 + 1
-    if (int(user.max()) + 1) * span < 2**62:
-        key = user.astype(np.int64) * span + (ts - t0)
-        return np.argsort(key, kind="stable")
-    return np.lexsort((ts, user))
+    if (int(u_new.max()) + 2) * span >= 2**62:
+        rows = np.arange(n) if keep is None else np.flatnonzero(keep)
+        return rows[np.lexsort((ts[rows], u_new[u[rows]]))]
+    key = np.empty(n, dtype=np.int64)
+    step = 1 << 22
+    for k in range(0, n, step):  # in slices: temporaries stay small
+        sl = slice(k, min(n, k + step))
+        key[sl] = u_new[u[sl]].astype(np.int64) * span + (ts[sl] - t0)
+        if keep is not None:
+            key[sl][~keep[sl]] = np.iinfo(np.int64).max
+    order = np.argsort(key, kind="stable")
+    del key
+    if n < 2**31:  # half the memory while the columns are gathered
+        return order[:n_keep].astype(np.int32)
+    return order[:n_keep]
 
 
 def _make_cold_items(split, item, n_items, fraction):

@@ -172,7 +172,7 @@ def test_category_placeholders_and_per_category_folder(tmp_path):
 def test_missing_category_is_a_config_error(tmp_path):
     cfg = compose("preprocess", ["dataset=amazon2018", f"paths.root={tmp_path}",
                                  "dataset.category=''"])
-    with pytest.raises(ConfigError, match="dataset.category"):
+    with pytest.raises(ConfigError, match=r"dataset\.category"):
         resolve_raw_files(cfg.dataset, cfg.paths)
 
 
@@ -256,7 +256,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         srv: _Server = self.server
         rng = self.headers.get("Range")
         srv.seen.append(rng)

@@ -32,8 +32,8 @@ import pyarrow.compute as pc
 from recx.data.canonical import RawData, parse_timestamps
 from recx.errors import DataFormatError
 
-CSV_BLOCK = 16 << 20  # bytes per pyarrow CSV block (one chunk)
-JSON_BLOCK = 32 << 20  # must exceed the longest JSON line; retried larger when needed
+CSV_BLOCK = 1 << 20  # bytes per pyarrow CSV block; its reader keeps many blocks in flight
+JSON_BLOCK = 4 << 20  # bytes per JSON block (> the longest line; retried larger)
 PY_CHUNK_ROWS = 200_000  # rows per chunk on the pure-Python paths
 ID_TYPE = pa.dictionary(pa.int32(), pa.string())
 
@@ -123,50 +123,111 @@ def locate_bad_row(path: Path, sep: str, n_fields: int, *, header: bool,
 _CANONICAL_INT = r"^(0|-?[1-9][0-9]{0,17})$"
 
 
+class Column:
+    """A growable numpy column: chunks are copied in once; `view()` is the data, no final copy.
+
+    `reserve` (from an estimate of the row count) allocates the whole column at once; pages
+    that are never written are never resident, so a generous estimate costs nothing.
+    """
+
+    def __init__(self, dtype, capacity: int = 0):
+        self.a = np.empty(max(int(capacity), 4096), dtype=dtype)
+        self.n = 0
+
+    def reserve(self, capacity: int) -> None:
+        if capacity > len(self.a):
+            new = np.empty(int(capacity), dtype=self.a.dtype)
+            new[:self.n] = self.a[:self.n]
+            self.a = new
+
+    def extend(self, x: np.ndarray) -> None:
+        need = self.n + len(x)
+        if need > len(self.a):
+            self.reserve(max(need, int(len(self.a) * 1.5)))
+        self.a[self.n:need] = x
+        self.n = need
+
+    def view(self) -> np.ndarray:
+        return self.a[:self.n]
+
+
 class IdCodes:
-    """Ids encoded chunk by chunk; `finish` gives a Categorical with sorted categories."""
+    """Ids encoded chunk by chunk; `finish` gives a Categorical with sorted categories.
+
+    Each chunk's codes (int32) point into that chunk's own small dictionary; when the chunk
+    dictionaries add up to more than twice the distinct ids seen so far they are merged into
+    one and the codes remapped in place, so the memory held is 4 bytes per row plus about the
+    distinct ids.
+    """
+
+    COMPACT_MIN = 1 << 21
 
     def __init__(self):
-        self.codes: list[np.ndarray] = []
+        self.codes = Column(np.int32)
+        self.parts: list[tuple[int, int, int]] = []  # (start, end, index of the dictionary)
         self.dicts: list[pa.Array] = []
-        self.n = 0
+        self.n_dict = 0
+        self.global_len = 0
+
+    def reserve(self, rows: int) -> None:
+        self.codes.reserve(rows)
 
     def add(self, values, *, path=None, line0: int = 1, column: str | None = None,
             role: str = "user") -> None:
         codes, dictionary = _encode(values)
-        if (codes < 0).any():
+        if len(codes) and codes.min() < 0:
             i = int(np.flatnonzero(codes < 0)[0])
             raise DataFormatError(f"empty {role} id", path=path, line=line0 + i, column=column,
                                   hint=f"remove rows without ids or map dataset.columns.{role} "
                                   "to the right column")
-        self.codes.append(codes.astype(np.int32, copy=False))
+        if self.dicts and dictionary.type != self.dicts[0].type:
+            self.dicts = _common_type(self.dicts)
+            dictionary = _common_type([self.dicts[0], dictionary])[1]
+        start = self.codes.n
+        self.codes.extend(codes)
+        self.parts.append((start, self.codes.n, len(self.dicts)))
         self.dicts.append(dictionary)
-        self.n += len(codes)
+        self.n_dict += len(dictionary)
+        if self.n_dict > max(self.COMPACT_MIN, 2 * self.global_len):
+            self._compact()
+
+    def _compact(self) -> None:
+        dicts = _common_type(self.dicts)
+        offs = np.cumsum([0] + [len(d) for d in dicts])
+        allu = pa.concat_arrays(dicts) if len(dicts) > 1 else dicts[0]
+        enc = pc.dictionary_encode(allu)
+        gidx = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+        for a, b, d in self.parts:
+            _remap(self.codes.a, a, b, gidx, int(offs[d]))
+        self.parts = [(0, self.codes.n, 0)] if self.codes.n else []
+        self.dicts = [enc.dictionary]
+        self.global_len = self.n_dict = len(enc.dictionary)
 
     def finish(self) -> pd.Categorical:
         if not self.dicts:
             return pd.Categorical.from_codes(np.zeros(0, np.int32), categories=pd.Index([]))
-        dicts = _common_type(self.dicts)
-        allu = pa.concat_arrays(dicts) if len(dicts) > 1 else dicts[0]
-        enc = pc.dictionary_encode(allu)
-        gidx = enc.indices.to_numpy(zero_copy_only=False)
-        uniq = enc.dictionary
+        self._compact()
+        uniq = self.dicts[0]
         if pa.types.is_string(uniq.type) and len(uniq) and pc.all(
                 pc.match_substring_regex(uniq, _CANONICAL_INT)).as_py():
             uniq = pc.cast(uniq, pa.int64())  # numeric ids sort numerically
         order = pc.sort_indices(uniq).to_numpy()
         rank = np.empty(len(uniq), dtype=np.int32)
         rank[order] = np.arange(len(uniq), dtype=np.int32)
-        gmap = rank[gidx]
-        codes = np.empty(self.n, dtype=np.int32)
-        off = doff = 0
-        for c, d in zip(self.codes, dicts, strict=True):
-            codes[off:off + len(c)] = gmap[doff + c]
-            off += len(c)
-            doff += len(d)
-        self.codes, self.dicts = [], []
+        codes = self.codes.view()
+        _remap(codes, 0, len(codes), rank, 0)
+        self.parts, self.dicts, self.codes = [], [], Column(np.int32)
         cats = pd.Index(uniq.take(pa.array(order)).to_pandas())
         return pd.Categorical.from_codes(codes, categories=cats, validate=False)
+
+
+def _remap(buf: np.ndarray, a: int, b: int, table: np.ndarray, offset: int) -> None:
+    """buf[a:b] = table[offset + buf[a:b]], in place and in slices (small temporaries)."""
+    step = 1 << 22
+    for k in range(a, b, step):
+        e = min(b, k + step)
+        seg = buf[k:e]
+        buf[k:e] = table[seg + offset] if offset else table[seg]
 
 
 def _encode(values) -> tuple[np.ndarray, pa.Array]:
@@ -175,11 +236,16 @@ def _encode(values) -> tuple[np.ndarray, pa.Array]:
         values = values.combine_chunks()
     if isinstance(values, pa.Array):
         if not pa.types.is_dictionary(values.type):
-            values = pc.dictionary_encode(values)
+            # no per-chunk hashing: the chunk is its own (unmerged) dictionary and the one hash
+            # pass happens when IdCodes merges dictionaries
+            codes = np.arange(len(values), dtype=np.int32)
+            if values.null_count:
+                codes[~np.asarray(values.is_valid())] = -1
+            return codes, _plain(values)
         idx = values.indices
         codes = idx.to_numpy(zero_copy_only=False) if idx.null_count == 0 else np.asarray(
             pc.fill_null(idx, -1).to_numpy(zero_copy_only=False))
-        return codes.astype(np.int64, copy=False), _plain(values.dictionary)
+        return codes, _plain(values.dictionary)
     series = values if isinstance(values, pd.Series) else pd.Series(values)
     if isinstance(series.dtype, pd.CategoricalDtype):
         return (series.cat.codes.to_numpy().astype(np.int64),
@@ -245,20 +311,30 @@ class Sink:
 
     def reset(self) -> None:
         self.users, self.items = IdCodes(), IdCodes()
-        self.ts_parts: list[np.ndarray] = []
-        self.rating_parts: list[np.ndarray] = []
+        self.ts_col = Column(np.int64)
+        self.rating_col = Column(np.float32)
         self.text_parts: list[pd.DataFrame] = []
         self.rows_seen = 0
         self.dropped = 0
 
-    def add(self, df: pd.DataFrame, line0: int) -> None:
-        n_in = len(df)
+    def reserve(self, rows: int) -> None:
+        """Allocate the columns for about `rows` interactions (an estimate; they still grow)."""
+        rows = int(rows)
+        self.users.reserve(rows)
+        self.items.reserve(rows)
+        self.ts_col.reserve(rows)
+        if self.rating:
+            self.rating_col.reserve(rows)
+
+    def add(self, frame, line0: int) -> None:
+        """Add one chunk: a pandas DataFrame or a pyarrow RecordBatch/Table (no conversion)."""
+        n_in = len(frame) if not isinstance(frame, pa.RecordBatch) else frame.num_rows
         self.rows_seen += n_in
         if self.transform is None:
-            self._add(df, line0)
+            self._add(frame, line0)
             return
-        df = df.reset_index(drop=True)
-        df = self.transform(df)
+        df = frame.to_pandas() if not isinstance(frame, pd.DataFrame) else frame
+        df = self.transform(df.reset_index(drop=True))
         self.dropped += n_in - len(df)
         if len(df) == 0:
             return
@@ -272,45 +348,54 @@ class Sink:
             raise DataFormatError(_strip_where(e), e.hint, path=e.path, line=line,
                                   column=e.column) from None
 
-    def _add(self, df: pd.DataFrame, line0: int) -> None:
-        self.users.add(df[self.user], path=self.path, line0=line0,
+    def _add(self, frame, line0: int) -> None:
+        self.users.add(_col(frame, self.user), path=self.path, line0=line0,
                        column=self.roles.get("user", self.user), role="user")
-        self.items.add(df[self.item], path=self.path, line0=line0,
+        self.items.add(_col(frame, self.item), path=self.path, line0=line0,
                        column=self.roles.get("item", self.item), role="item")
-        ts = to_seconds(df[self.ts], self.unit, path=self.path,
-                        column=self.roles.get("timestamp", self.ts), line0=line0)
+        col = _col(frame, self.ts)
+        ts = _fast_seconds(col, self.unit)
+        if ts is None:
+            ts = to_seconds(_series(col), self.unit, path=self.path,
+                            column=self.roles.get("timestamp", self.ts), line0=line0)
         if self.ts_offset:  # e.g. Diginetica: event date + milliseconds into the session
-            off = pd.to_numeric(df[self.ts_offset], errors="coerce")
+            raw_off = _series(_col(frame, self.ts_offset))
+            off = pd.to_numeric(raw_off, errors="coerce")
             if off.isna().any():
                 i = int(np.flatnonzero(off.isna().to_numpy())[0])
-                raise DataFormatError(f"{df[self.ts_offset].iloc[i]!r} is not a number",
+                raise DataFormatError(f"{raw_off.iloc[i]!r} is not a number",
                                       path=self.path, line=line0 + i, column=self.ts_offset,
                                       hint="fix or drop the row")
             ts = ts + np.floor(off.to_numpy(np.float64) * self.ts_offset_scale).astype(np.int64)
-        self.ts_parts.append(ts)
+        self.ts_col.extend(ts)
         if self.rating:
-            r = pd.to_numeric(df[self.rating], errors="coerce")
-            if r.isna().any():
-                i = int(np.flatnonzero(r.isna().to_numpy())[0])
-                raise DataFormatError(f"rating {df[self.rating].iloc[i]!r} is not a number",
-                                      path=self.path, line=line0 + i,
-                                      column=self.roles.get("rating", self.rating),
-                                      hint="fix the row or set dataset.columns.rating=null")
-            self.rating_parts.append(r.to_numpy(np.float32))
+            col = _col(frame, self.rating)
+            r = _fast_float(col)
+            if r is None:
+                raw_r = _series(col)
+                num = pd.to_numeric(raw_r, errors="coerce")
+                if num.isna().any():
+                    i = int(np.flatnonzero(num.isna().to_numpy())[0])
+                    raise DataFormatError(f"rating {raw_r.iloc[i]!r} is not a number",
+                                          path=self.path, line=line0 + i,
+                                          column=self.roles.get("rating", self.rating),
+                                          hint="fix the row or set dataset.columns.rating=null")
+                r = num.to_numpy(np.float32)
+            self.rating_col.extend(r)
         if self.text_cols:
-            t = df[[self.item, *self.text_cols]].drop_duplicates(self.item)
-            t = t.rename(columns={self.item: "item"})
-            t["item"] = t["item"].astype(str)
-            self.text_parts.append(t)
+            t = pd.DataFrame({"item": _series(_col(frame, self.item)).astype(str).to_numpy(),
+                              **{c: _series(_col(frame, c)).to_numpy(dtype=object)
+                                 for c in self.text_cols}})
+            self.text_parts.append(t.drop_duplicates("item"))
 
     def finish(self, items: pd.DataFrame | None = None, info: dict | None = None) -> RawData:
-        user = self.users.finish()
-        item = self.items.finish()
-        frame = pd.DataFrame({"user": user, "item": item,
-                              "ts": _concat(self.ts_parts, np.int64)})
+        # one column at a time, each list of chunks freed as soon as it is joined
+        cols = {"user": self.users.finish(), "item": self.items.finish(),
+                "ts": self.ts_col.view()}
         if self.rating:
-            frame["rating"] = _concat(self.rating_parts, np.float32)
-        self.ts_parts, self.rating_parts = [], []
+            cols["rating"] = self.rating_col.view()
+        frame = pd.DataFrame(cols, copy=False)
+        del cols
         if self.text_parts:
             t = pd.concat(self.text_parts, ignore_index=True).drop_duplicates("item")
             items = t if items is None else items.merge(t, on="item", how="outer")
@@ -318,7 +403,81 @@ class Sink:
         if self.dropped:
             out_info["rows_skipped"] = self.dropped
         out_info.update(info or {})
+        release_memory()
         return RawData(frame, items, out_info)
+
+
+def release_memory() -> None:
+    """Hand memory freed by the chunked reading back to the OS: pyarrow's allocator keeps a
+    cache, and glibc keeps freed chunk-sized blocks in its heap; both would otherwise count
+    against the peak of the processing that follows."""
+    pa.default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _libc():
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return lib if hasattr(lib, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
+def _col(frame, name: str):
+    return frame.column(name) if isinstance(frame, pa.RecordBatch | pa.Table) else frame[name]
+
+
+def _series(col) -> pd.Series:
+    if isinstance(col, pd.Series):
+        return col.reset_index(drop=True)
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    return pd.Series(col.to_pandas()) if not pa.types.is_dictionary(col.type) else pd.Series(
+        col.dictionary_decode().to_pandas())
+
+
+_SCALE = {"s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "days": 86400.0}
+
+
+def _fast_seconds(col, unit: str) -> np.ndarray | None:
+    """int64 seconds straight from an arrow numeric/timestamp column without nulls; None when
+    the general (pandas) path is needed (text, nulls, errors to report)."""
+    if not isinstance(col, pa.Array | pa.ChunkedArray) or col.null_count:
+        return None
+    t = col.type
+    if pa.types.is_timestamp(t):
+        return col.cast(pa.int64()).to_numpy() // {"s": 1, "ms": 10**3, "us": 10**6,
+                                                   "ns": 10**9}[t.unit]
+    if unit not in _SCALE or not (pa.types.is_integer(t) or pa.types.is_floating(t)):
+        return None
+    arr = col.to_numpy()
+    if pa.types.is_integer(t) and unit == "s":
+        return arr.astype(np.int64, copy=False)
+    out = arr.astype(np.float64, copy=False)
+    if _SCALE[unit] != 1:
+        out = out * _SCALE[unit]
+    if not np.isfinite(out).all():
+        return None
+    return np.floor(out).astype(np.int64)
+
+
+def _fast_float(col) -> np.ndarray | None:
+    if not isinstance(col, pa.Array | pa.ChunkedArray) or col.null_count:
+        return None
+    if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+        return None
+    out = col.to_numpy().astype(np.float32)
+    return out if np.isfinite(out).all() else None
 
 
 def _strip_where(e: DataFormatError) -> str:
@@ -330,13 +489,19 @@ def _strip_where(e: DataFormatError) -> str:
     return e.message[len(prefix):] if e.message.startswith(prefix) else e.message
 
 
-def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:
-    if not parts:
-        return np.zeros(0, dtype=dtype)
-    return np.concatenate(parts).astype(dtype, copy=False)
-
-
 # ------------------------------------------------------------------------------ CSV
+def estimate_rows(path: Path, rows_in_first_block: int, block_size: int) -> int:
+    """About how many rows a file holds, from its first block (10 % margin). For gzip the
+    uncompressed size comes from the trailer (exact below 4 GiB)."""
+    size = Path(path).stat().st_size
+    if Path(path).suffix == ".gz":
+        with open(path, "rb") as f:
+            f.seek(-4, 2)
+            isize = int.from_bytes(f.read(4), "little")
+        size = isize if isize >= size else size * 5
+    return int(1.1 * rows_in_first_block * max(1.0, size / block_size)) + 1024
+
+
 def scan_csv(path: Path, sink, *, sep: str | None = None, header: bool = True,
              names: list[str] | None = None, usecols: list[str],
              ids: tuple[str, ...] = (), numeric: tuple[str, ...] = (),
@@ -359,7 +524,7 @@ def scan_csv(path: Path, sink, *, sep: str | None = None, header: bool = True,
     n_fields = len(cols)
     first_data_line = 2 if header else 1
     if len(sep) == 1:
-        types = {c: ID_TYPE for c in ids}
+        types = {c: pa.string() for c in ids}  # hashed once, by IdCodes
         types.update({c: pa.float64() for c in numeric})
         types.update({c: pa.string() for c in strings})  # parsed by us (dates, text)
         ropts = pacsv.ReadOptions(block_size=CSV_BLOCK, encoding=_arrow_encoding(encoding),
@@ -376,9 +541,10 @@ def scan_csv(path: Path, sink, *, sep: str | None = None, header: bool = True,
                                         convert_options=copts)
                 line = first_data_line
                 for batch in reader:
-                    df = batch.to_pandas()
-                    df = _null_ids(df, ids, null_ids)
-                    sink.add(df, line)
+                    if line == first_data_line and batch.num_rows:
+                        sink.reserve(estimate_rows(path, batch.num_rows, CSV_BLOCK))
+                    sink.add(_null_ids(batch.to_pandas(), ids, null_ids) if null_ids else batch,
+                             line)
                     line += batch.num_rows
             return
         except DataFormatError:
@@ -466,7 +632,9 @@ def scan_json(path: Path, sink, fields: dict[str, pa.DataType]) -> None:
                                                       unexpected_field_behavior="ignore"))
                 line = 1
                 for batch in reader:
-                    sink.add(batch.to_pandas(), line)
+                    if line == 1 and batch.num_rows:
+                        sink.reserve(estimate_rows(path, batch.num_rows, block))
+                    sink.add(batch, line)
                     line += batch.num_rows
             if sink.rows_seen == 0:
                 _check_json_not_empty(path)
