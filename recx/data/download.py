@@ -237,7 +237,15 @@ def resolve_raw_files(ds, paths, offline: bool = False) -> RawFiles:
     for name in candidates:
         view = layout_view(ds, name)
         if _can_download(view, offline):
-            download_dataset(view, folder, offline=offline)
+            try:
+                download_dataset(view, folder, offline=offline)
+            except DataMissingError as e:  # name what was expected, not only the failed URL
+                listed = ", ".join(expected_files(view))
+                raise DataMissingError(
+                    f"{e.message}\n  Dataset:         {ds.name!r} (layout {name})\n"
+                    f"  Expected files:  {listed}\n  Download folder: {folder}/",
+                    hint=e.hint if "raw_dir" in (e.hint or "") else (e.hint or "") +
+                    "; or pass dataset.raw_dir=/path/to/folder") from None
             files = _files_for(view, folder, name)
             _, missing = _present(view, files)
             if missing:  # the archive did not hold what the config expects
