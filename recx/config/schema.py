@@ -95,7 +95,7 @@ class SyntheticSchema:
     gap_median_days: float = 3.0  # median inter-event gap
     gap_sigma: float = 1.0  # LogNormal sigma of a user's gaps around the user's own scale
     gap_user_sigma: float = 0.7  # LogNormal sigma of the per-user gap scale across users
-    beta: float = 2.0  # preference strength
+    beta: float = 1.5  # preference strength
     gamma: float = 1.0  # popularity strength (>= 0)
     drift: float = 0.15  # eta: preference drift toward consumed items
     two_topic_prob: float = 0.5  # share of users whose preference mixes two topics
