@@ -10,8 +10,8 @@ from rich.console import Console
 
 # Redirected output (logs, CI) gets a wide console instead of rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 160))
-console = Console(stderr=False, highlight=False, soft_wrap=False, width=_WIDTH)
-err_console = Console(stderr=True, highlight=False, width=_WIDTH)
+console = Console(stderr=False, highlight=False, soft_wrap=False, width=_WIDTH, emoji=False)
+err_console = Console(stderr=True, highlight=False, width=_WIDTH, emoji=False)
 
 
 def progress_enabled(setting: str | bool = "auto") -> bool:
