@@ -13,6 +13,7 @@ MODELS: dict[str, str] = {
     "pop": "recx.models.pop:Pop",
     "preprec": "recx.models.preprec:PrepRec",
     "sasrec": "recx.models.sasrec:SASRec",
+    "unisrec": "recx.models.unisrec:UniSRec",
 }
 
 # keys of a model config that describe the model rather than parametrise its constructor

@@ -43,8 +43,16 @@ def text_identity(ctx, model_cfg) -> str | None:
 
 
 def training_domains(ctx, model_cls, domains):
-    """Zero-shot models train on each source; ID models on their union."""
-    if model_cls.capabilities.zero_shot or len(domains) == 1:
+    """Zero-shot models train on each source; ID models on their union. A model whose batches
+    mix domains (`mixes_domains`: UniSRec's multi-domain negatives) trains on the union too,
+    which keeps its sources as `.sources` (each with its own item text and feature cache)."""
+    if len(domains) == 1:
+        return domains
+    if getattr(model_cls, "mixes_domains", False):
+        union = merge_domains(domains, ctx.cfg.paths.cache)
+        union.sources = sorted(domains, key=lambda d: d.name)
+        return [union]
+    if model_cls.capabilities.zero_shot:
         return domains
     return [merge_domains(domains, ctx.cfg.paths.cache)]
 
@@ -66,7 +74,8 @@ def run(ctx) -> StageResult:
     train_and_save(ctx, model, cfg.model, train_on, entry, label=f"{cls.name}@{skey}",
                    meta={"kind": "pretrain", "model": cls.name, "source": skey, "ckpt_hash": h})
     model, _ = load_model_file(entry / "model.pt", cfg.model, ctx.device)
-    for d in train_on:
+    mixed = getattr(cls, "mixes_domains", False)
+    for d in domains if mixed else train_on:  # a mixing model still reports each source
         model.fit_inputs(d)
         rows += evaluate_rows(ctx, model, d, splits=("valid",), setting="pretrain",
                               model=cls.name, source=skey, ckpt_hash=h,
