@@ -32,7 +32,10 @@ def base_model(ctx: Context, target):
         model = build_model(cfg.base).to(ctx.device)
         model.fit_inputs(target)
         return model, None
-    h = artifacts.ckpt_hash(cfg, cfg.base, [target.data_hash])
+    from recx.stages.pretrain import text_identity
+
+    h = artifacts.ckpt_hash(cfg, cfg.base, [target.data_hash],
+                            text_identity=text_identity(ctx, cfg.base))
     entry = artifacts.train_dir(cfg, cls.name, target.name, h)
     over = [o.replace("base", "model", 1) for o in artifacts._task_overrides()
             if o.startswith("base.")]

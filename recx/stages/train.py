@@ -27,7 +27,10 @@ def fit_in_domain(ctx, model_cfg, domain):
         model.fit_nonparametric(domain, domain.train_users(float(cfg.train.user_fraction),
                                                            ctx.seed))
         return model, None
-    h = artifacts.ckpt_hash(cfg, model_cfg, [domain.data_hash])
+    from recx.stages.pretrain import text_identity
+
+    h = artifacts.ckpt_hash(cfg, model_cfg, [domain.data_hash],
+                            text_identity=text_identity(ctx, model_cfg))
     entry = artifacts.train_dir(cfg, model.name, domain.name, h)
     model.fit_inputs(domain)
     train_and_save(ctx, model, model_cfg, [domain], entry, label=f"{model.name}@{domain.name}",
