@@ -25,7 +25,7 @@ from recx.models.modules.sasrec_net import SASRecNet
 
 DEFAULT_OPTIM = {"batch_size": 128, "lr": 1e-3, "weight_decay": 0.0, "max_epochs": 300,
                  "eval_every": 1, "patience": 10, "loss": "ce", "sampler": "every_position",
-                 "stride": None}
+                 "stride": 25}
 
 
 class SASRec(RecModel):
@@ -44,7 +44,9 @@ class SASRec(RecModel):
         Pre-LN blocks (the original SASRec code) instead of RecBole's post-LN.
     optim : dict
         Training recipe: batch_size, lr, weight_decay, max_epochs, eval_every, patience,
-        loss (ce | bce_1neg), sampler (every_position | prefix).
+        loss (ce | bce_1neg), sampler (every_position | prefix), stride (targets per
+        every-position window; default 25, so every target but a sequence's first 25 sees at
+        least 25 items of history — with 50 SASRec stays ~9% NDCG@10 behind RecBole on ml-100k).
     """
 
     name = "sasrec"
@@ -69,8 +71,9 @@ class SASRec(RecModel):
     def train_batches(self, domain, rng: np.random.Generator, users: np.ndarray) -> Batches:
         bs = int(self.optim["batch_size"])
         if self.optim["sampler"] == "every_position":
+            stride = self.optim.get("stride")  # at most max_len (short windows, e.g. IDP tests)
             w_end, w_start, w_first = windows_every_position(
-                domain, users, self.max_len, self.optim.get("stride"))
+                domain, users, self.max_len, min(int(stride), self.max_len) if stride else None)
             order = rng.permutation(len(w_end))
             n = -(-len(order) // bs)
 
