@@ -280,3 +280,94 @@ def popularity_trajectories(path: Path, domain, tables, items=None, n_items: int
                          f"(coarse {cfg.coarse_days:g} d, fine {cfg.fine_days:g} d)", fontsize=9)
     axes[-2, 0].set_xlabel("days since the first event")
     _save(fig, Path(path), pd.DataFrame(rows))
+
+
+def activity_distributions(path: Path, domains: dict, roles: dict | None = None,
+                           n_bins: int = 10) -> None:
+    """statmlp's premise (models/statmlp.md §2.1): activity distributions of source and target
+    domains look alike. Top: CCDF of the training degree of users and items, one line per
+    domain (sources solid, target dashed). Bottom: share of users / items in each activity
+    percentile bin, the vocabulary statmlp actually sees (uneven where many degrees tie)."""
+    from recx.data.features.graphstats import degrees, percentile_bins, training_edges
+
+    plt = _plt()
+    roles = roles or {}
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    rows = []
+    width = 0.8 / max(1, len(domains))
+    for k, (name, domain) in enumerate(domains.items()):
+        du, di = degrees(domain, *training_edges(domain))
+        style = "--" if roles.get(name) == "target" else "-"
+        label = f"{name} ({roles[name]})" if name in roles else name
+        for col, (deg, side) in enumerate(((du[1:], "users"), (di[1:], "items"))):
+            v = np.sort(deg[deg > 0])
+            ccdf = 1.0 - np.arange(len(v)) / max(1, len(v))
+            axes[0, col].loglog(v, ccdf, style, lw=1.2, label=label)
+            share = np.bincount(percentile_bins(deg, n_bins), minlength=n_bins) / max(1, len(deg))
+            axes[1, col].bar(np.arange(n_bins) + k * width, share, width, label=label)
+            rows += [{"domain": name, "side": side, "kind": "degree_ccdf", "x": float(a),
+                      "y": float(b)} for a, b in zip(v, ccdf, strict=True)]
+            rows += [{"domain": name, "side": side, "kind": "bin_share", "x": b, "y": float(s)}
+                     for b, s in enumerate(share)]
+    for col, side in enumerate(("users", "items")):
+        axes[0, col].set_title(f"{side}: training degree, CCDF", fontsize=9)
+        axes[0, col].set_xlabel("degree (distinct training interactions)")
+        axes[0, col].set_ylabel("P(degree ≥ x)")
+        axes[1, col].set_title(f"{side}: share per activity percentile bin", fontsize=9)
+        axes[1, col].set_xlabel("bin (0 = least active)")
+        axes[1, col].set_xticks(np.arange(n_bins) + 0.4 - width / 2)
+        axes[1, col].set_xticklabels([str(b) for b in range(n_bins)])
+        axes[1, col].set_ylabel("share")
+    axes[0, 0].legend(fontsize=7)
+    _save(fig, Path(path), pd.DataFrame(rows))
+
+
+def cluster_bins(path: Path, stats: dict, roles: dict | None = None) -> None:
+    """statmlp's cluster features: every Node2Vec node cluster and edge cluster of each domain
+    by size and density (top, log axes), and the share of nodes / training edges that fall in
+    each size and density bin (bottom), per domain."""
+    plt = _plt()
+    roles = roles or {}
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    rows = []
+    n = max(1, len(stats))
+    width = 0.8 / (2 * n)
+    for k, (name, s) in enumerate(stats.items()):
+        label = f"{name} ({roles[name]})" if name in roles else name
+        marker = "x" if roles.get(name) == "target" else "o"
+        kinds = (("node", s.node_size, s.node_density, s.node_size_bin, s.node_dens_bin,
+                  np.bincount(np.r_[s.user_cluster[s.user_cluster >= 0],
+                                    s.item_cluster[s.item_cluster >= 0]],
+                              minlength=len(s.node_size))),
+                 ("edge", s.edge_size, s.edge_density, s.edge_size_bin, s.edge_dens_bin,
+                  np.bincount(s.edge_label, minlength=len(s.edge_size))))
+        for col, (kind, size, dens, sbin, dbin, members) in enumerate(kinds):
+            ok = (size > 0) & (dens > 0)
+            axes[0, col].scatter(size[ok], dens[ok], s=12, marker=marker, alpha=0.7,
+                                 label=label)
+            nb = int(max(sbin.max(), dbin.max())) + 1
+            total = max(1, members.sum())
+            share_s = np.bincount(sbin, weights=members, minlength=nb) / total
+            share_d = np.bincount(dbin, weights=members, minlength=nb) / total
+            axes[1, col].bar(np.arange(nb) + 2 * k * width, share_s, width, color=f"C{k}",
+                             label=f"{label} size")
+            axes[1, col].bar(np.arange(nb) + (2 * k + 1) * width, share_d, width,
+                             color=f"C{k}", alpha=0.45, label=f"{label} density")
+            rows += [{"domain": name, "kind": kind, "cluster": c, "size": int(size[c]),
+                      "density": float(dens[c]), "size_bin": int(sbin[c]),
+                      "density_bin": int(dbin[c]), "members": int(members[c])}
+                     for c in range(len(size))]
+    for col, (kind, what) in enumerate((("node", "nodes"), ("edge", "training edges"))):
+        axes[0, col].set_xscale("log")
+        axes[0, col].set_yscale("log")
+        axes[0, col].set_xlabel("cluster size" if kind == "node" else "edges in the cluster")
+        axes[0, col].set_ylabel("density")
+        axes[0, col].set_title(f"{kind} clusters (Node2Vec{' edge vectors' * (kind == 'edge')})",
+                               fontsize=9)
+        axes[1, col].set_title(f"share of {what} per size bin (solid) / density bin (light)",
+                               fontsize=9)
+        axes[1, col].set_xlabel("bin")
+        axes[1, col].set_ylabel("share")
+    axes[0, 0].legend(fontsize=7)
+    axes[1, 1].legend(fontsize=6, ncol=2)
+    _save(fig, Path(path), pd.DataFrame(rows))

@@ -1,0 +1,410 @@
+"""statmlp: the statistical-feature recommender of *Pre-trained Neural Recommenders* (Wang,
+Krishnan, Sundaram, Li; arXiv 2309.01188), reconstructed (models/statmlp.md).
+
+Users, items and user–item pairs are described only by binned statistics of the domain's training
+graph (`recx/data/features/graphstats.py`): activity percentiles, the size and density of their
+Node2Vec cluster, and the size and density of the pair's edge cluster. No field refers to an id,
+so an MLP trained with BPR on source domains scores any target after the statistics are
+recomputed there (zero-shot: swap the features, keep the weights).
+
+Everything domain-specific lives in a per-domain entry (codes, Node2Vec vectors, edge centroids,
+training edges) keyed by the domain's data hash, never in the state dict.
+
+Full ranking: the user, item and edge parts of the first layer are computed once per distinct
+user, item and edge code tuple, and each distinct (user tuple, item tuple, edge tuple)
+combination is scored once (`torch.unique`). That is exact and far cheaper than running the MLP
+on every pair, because the binned inputs take few distinct values. On domains of at most
+`score_cache_pairs` pairs, the combination index of every pair is computed once per domain (the
+edge-cluster assignment of all pairs is the costly part), so each later full ranking only scores
+the domain's distinct combinations and gathers.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from recx.data.features.graphstats import (
+    GraphStatsConfig,
+    activity_bins,
+    assign_grid,
+    assign_pairs,
+    graph_stats,
+    training_edges,
+)
+from recx.data.sequences import SeqBatch
+from recx.errors import ConfigError
+from recx.models.base import Batches, Capabilities, RecModel
+from recx.models.modules.statmlp_net import StatMLPNet
+
+log = logging.getLogger(__name__)
+
+USER_FIELDS = ("act_u", "size_u", "dens_u")
+ITEM_FIELDS = ("act_i", "size_i", "dens_i")
+EDGE_FIELDS = ("size_e", "dens_e")
+ALL_FIELDS = USER_FIELDS + ITEM_FIELDS + EDGE_FIELDS
+DEFAULT_OPTIM = {"batch_size": 2048, "lr": 1e-3, "weight_decay": 1e-6, "max_epochs": 50,
+                 "eval_every": 1, "patience": 5, "loss": "bpr", "sampler": "bpr_triples"}
+_GRID_FLOATS = 1 << 24  # bound on users × items × edge clusters per assignment chunk
+
+
+class StatMLP(RecModel):
+    """Parameters
+    ----------
+    architecture : str, default "pair_mlp"
+        pair_mlp (one MLP on the concatenated one-hot fields) | two_tower
+        (⟨MLP_u, MLP_i⟩ + w · MLP_e).
+    hidden : list of int, default [256, 128, 64]
+        pair_mlp: widths of the hidden layers (the first is the one-hot layer). two_tower: each
+        MLP is hidden[0] → hidden[−1].
+    dropout : float, default 0.1
+        Dropout after every hidden ReLU except the first layer's (pair_mlp), or inside each
+        tower (two_tower).
+    features : dict
+        fields (the inputs, a subset of act_u, size_u, dens_u, act_i, size_i, dens_i, size_e,
+        dens_e) and the statistics (`GraphStatsConfig`): activity_bins, cluster_bins,
+        percentile, node2vec {dim, walks_per_node, walk_length, p, q, window, negative, epochs,
+        sample, workers, batch_walkers}, cluster {mode, k, n_init}, edge {op, k, fit_sample,
+        n_init}.
+    optim : dict
+        Training recipe: batch_size (triples), lr, weight_decay, max_epochs, eval_every,
+        patience, loss (bpr), sampler (bpr_triples: every training edge once per epoch with one
+        uniform negative the user never interacted with in training).
+    multi_source : dict
+        sampling (proportional | round_robin): which source each batch comes from.
+    score_chunk_items : int, default 4096
+        Items scored together in full ranking of large domains (bounds memory).
+    score_cache_pairs : int, default 25_000_000
+        Domains with at most this many (user, item) pairs get every pair's input combination
+        precomputed once (about 4 bytes per pair), which makes repeated full ranking (one
+        validation per epoch) cheap; larger domains are scored chunk by chunk.
+    """
+
+    name = "statmlp"
+    capabilities = Capabilities(zero_shot=True, needs_text=False, needs_time=False,
+                                sequential=False, finetune=False, trainable=True)
+    max_len = 1  # the history window is never read: users are described by their statistics
+
+    def __init__(self, n_items: int = 0, *, architecture: str = "pair_mlp",
+                 hidden: list[int] | tuple[int, ...] = (256, 128, 64), dropout: float = 0.1,
+                 features: dict | None = None, optim: dict | None = None,
+                 multi_source: dict | None = None, score_chunk_items: int = 4096,
+                 score_cache_pairs: int = 25_000_000):
+        super().__init__(n_items, {**DEFAULT_OPTIM, **(optim or {})})
+        features = dict(features or {})
+        fields = list(features.pop("fields", ALL_FIELDS))
+        self.stats_cfg = GraphStatsConfig.from_dict(features)
+        self._check(architecture, hidden, dropout, fields, score_chunk_items)
+        sampling = (multi_source or {}).get("sampling", "proportional")
+        if sampling not in ("proportional", "round_robin"):
+            raise ConfigError(f"model.multi_source.sampling={sampling!r}",
+                              hint="use proportional or round_robin")
+        self.optim["sampling"] = sampling  # read by the training loop for multi-source batches
+        self.architecture, self.fields = architecture, fields
+        self.score_chunk_items = int(score_chunk_items)
+        self.score_cache_pairs = int(score_cache_pairs)
+        # selected columns of the per-domain code tables [act, size, dens] and [size, dens]
+        self.cols = {"user": [k for k, f in enumerate(USER_FIELDS) if f in fields],
+                     "item": [k for k, f in enumerate(ITEM_FIELDS) if f in fields],
+                     "edge": [k for k, f in enumerate(EDGE_FIELDS) if f in fields]}
+        self.needs_graph = any(f not in ("act_u", "act_i") for f in fields)
+        self.needs_edges = bool(self.cols["edge"])
+        a, c = self.stats_cfg.activity_bins, self.stats_cfg.cluster_bins + 1  # + "none"
+        vocab = {"user": [a, c, c], "item": [a, c, c], "edge": [c, c]}
+        self.net = StatMLPNet(*[[vocab[s][k] for k in self.cols[s]]
+                                for s in ("user", "item", "edge")],
+                              hidden=list(hidden), dropout=dropout, architecture=architecture)
+        self._inputs: dict = {}  # per-domain entries, keyed by (data_hash, seed, deterministic)
+        self._cur: dict | None = None
+
+    def _check(self, architecture, hidden, dropout, fields, chunk) -> None:
+        problems = []
+        if architecture not in ("pair_mlp", "two_tower"):
+            problems.append(f"architecture={architecture!r} must be pair_mlp or two_tower")
+        if not hidden or any(int(h) < 1 for h in hidden):
+            problems.append(f"hidden={list(hidden)!r} must be a non-empty list of widths ≥ 1")
+        if not 0.0 <= float(dropout) < 1.0:
+            problems.append(f"dropout={dropout!r} must be in [0, 1)")
+        bad = [f for f in fields if f not in ALL_FIELDS]
+        if bad or not fields or len(set(fields)) != len(fields):
+            problems.append(f"features.fields={fields!r}: a non-empty list without repeats of "
+                            f"{', '.join(ALL_FIELDS)}")
+        if architecture == "two_tower" and not (set(fields) & set(USER_FIELDS)
+                                                and set(fields) & set(ITEM_FIELDS)):
+            problems.append("two_tower needs at least one user field and one item field")
+        if int(chunk) < 1:
+            problems.append(f"score_chunk_items={chunk!r} must be ≥ 1")
+        if self.optim["loss"] != "bpr":
+            problems.append(f"optim.loss={self.optim['loss']!r}: statmlp trains with bpr")
+        if self.optim["sampler"] != "bpr_triples":
+            problems.append(f"optim.sampler={self.optim['sampler']!r}: statmlp uses bpr_triples")
+        if problems:
+            raise ConfigError("statmlp: " + "; ".join(problems), hint="fix the model.* overrides")
+
+    # ------------------------------------------------------------------ domain inputs
+    def fit_inputs(self, domain) -> None:
+        super().fit_inputs(domain)
+        self._cur = self._entry(domain)
+
+    def _entry(self, domain) -> dict:
+        env = getattr(domain, "env", None)
+        key = (domain.data_hash, getattr(env, "seed", None), getattr(env, "deterministic", None))
+        entry = self._inputs.get(key)
+        if entry is None:
+            entry = self._build_entry(domain)
+            self._inputs[key] = entry
+        dev = self.device
+        for name, value in entry.items():
+            if isinstance(value, torch.Tensor) and value.device != dev:
+                entry[name] = value.to(dev)
+        return entry
+
+    def _build_entry(self, domain) -> dict:
+        """Code tables and everything the scorer needs for `domain`."""
+        cfg = self.stats_cfg
+        none = cfg.cluster_bins  # the "no cluster" code of size and density fields
+        U, N = domain.n_users, domain.n_items
+        ucodes = np.full((U + 1, 3), none, np.int64)
+        icodes = np.full((N + 1, 3), none, np.int64)
+        entry: dict = {"domain": domain.name}
+        if self.needs_graph:
+            s = graph_stats(domain, cfg)
+            ucodes[:, 0], icodes[:, 0] = s.user_act, s.item_act
+            for codes, cl in ((ucodes, s.user_cluster), (icodes, s.item_cluster)):
+                has = cl >= 0
+                codes[has, 1] = s.node_size_bin[cl[has]]
+                codes[has, 2] = s.node_dens_bin[cl[has]]
+            ecodes = np.full((s.n_edge_clusters + 1, 2), none, np.int64)  # last row: none
+            ecodes[:-1, 0], ecodes[:-1, 1] = s.edge_size_bin, s.edge_dens_bin
+            eu, ei, elabel = s.edge_u, s.edge_i, s.edge_label
+            t = torch.from_numpy
+            entry.update(user_emb=t(s.user_emb), item_emb=t(s.item_emb),
+                         user_has=t(s.user_degree > 0), item_has=t(s.item_degree > 0),
+                         centroids=t(s.edge_centroids), feat_hash=s.feat_hash)
+        else:  # activity fields only: no Node2Vec needed
+            eu, ei = training_edges(domain)
+            ucodes[:, 0], icodes[:, 0] = activity_bins(domain, cfg, (eu, ei))
+            ecodes = np.full((1, 2), none, np.int64)
+            elabel = np.zeros(len(eu), np.int64)
+        ucodes[0] = icodes[0] = 0  # padding rows: any valid code (column 0 is never ranked)
+        for side, codes in (("user", ucodes), ("item", icodes), ("edge", ecodes)):
+            sel = codes[:, self.cols[side]]
+            tuples, tid = np.unique(sel, axis=0, return_inverse=True)
+            entry[f"{side}_codes"] = torch.from_numpy(sel)
+            entry[f"{side}_tuples"] = torch.from_numpy(tuples.reshape(len(tuples), -1))
+            entry[f"{side}_tid"] = torch.from_numpy(tid.reshape(-1).astype(np.int64))
+        entry.update(edge_u=eu, edge_i=ei, edge_label=elabel, n_items=N,
+                     seen=np.unique(eu * (N + 1) + ei))
+        return entry
+
+    @property
+    def entry(self) -> dict:
+        if self._cur is None:
+            raise RuntimeError("statmlp: call fit_inputs(domain) first")
+        return self._cur
+
+    # ------------------------------------------------------------------ training batches
+    def train_batches(self, domain, rng: np.random.Generator, users: np.ndarray) -> Batches:
+        """Every training edge of `users` once per epoch, in random order, each with one
+        uniform negative item the user never interacted with in training."""
+        e = self._entry(domain)
+        keep = np.zeros(domain.n_users + 1, dtype=bool)
+        keep[np.asarray(users, dtype=np.int64)] = True
+        idx = np.flatnonzero(keep[e["edge_u"]])
+        idx = idx[rng.permutation(len(idx))]
+        bs = int(self.optim["batch_size"])
+        n_batches = max(1, -(-len(idx) // bs))
+        n_items, seen = e["n_items"], e["seen"]
+
+        def gen():
+            for lo in range(0, len(idx), bs):
+                sel = idx[lo:lo + bs]
+                u = e["edge_u"][sel]
+                neg = rng.integers(1, n_items + 1, size=len(sel))
+                for _ in range(10):  # resample negatives that hit the user's training items
+                    bad = _member(u * (n_items + 1) + neg, seen)
+                    if not bad.any():
+                        break
+                    neg[bad] = rng.integers(1, n_items + 1, size=int(bad.sum()))
+                t = torch.from_numpy
+                yield {"user": t(u), "pos": t(e["edge_i"][sel]), "neg": t(neg.astype(np.int64)),
+                       "pos_edge": t(e["edge_label"][sel])}
+
+        return Batches(n_batches, _Lazy(gen), n_samples=len(idx))
+
+    # ------------------------------------------------------------------ maths
+    def _pair_edge_codes(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Edge-code rows [M] of aligned pairs (the "none" row when a side has no vector)."""
+        e = self.entry
+        n_rows = e["edge_codes"].shape[0]
+        if not self.needs_edges:
+            return torch.full_like(users, n_rows - 1)
+        lab = assign_pairs(e["user_emb"][users], e["item_emb"][items], e["centroids"],
+                           self.stats_cfg.edge.op)
+        ok = e["user_has"][users] & e["item_has"][items]
+        return torch.where(ok, lab, torch.full_like(lab, n_rows - 1))
+
+    def pair_scores(self, users: torch.Tensor, items: torch.Tensor,
+                    edge_rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores of aligned (user, item) pairs; `edge_rows` = known edge clusters."""
+        e = self.entry
+        if edge_rows is None:
+            edge_rows = self._pair_edge_codes(users, items)
+        return self.net(e["user_codes"][users], e["item_codes"][items],
+                        e["edge_codes"][edge_rows])
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        dev = self.device
+        u, pos, neg = (batch[k].to(dev) for k in ("user", "pos", "neg"))
+        pos_edge = batch["pos_edge"].to(dev) if self.needs_edges else None
+        diff = self.pair_scores(u, pos, pos_edge) - self.pair_scores(u, neg)
+        return -F.logsigmoid(diff).mean()
+
+    def _edge_grid(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Edge-code rows [B, n] of every pair of `users` × `items`."""
+        e = self.entry
+        n_rows = e["edge_codes"].shape[0]
+        lab = assign_grid(e["user_emb"][users], e["item_emb"][items], e["centroids"],
+                          self.stats_cfg.edge.op)
+        ok = e["user_has"][users][:, None] & e["item_has"][items][None, :]
+        return torch.where(ok, lab, torch.full_like(lab, n_rows - 1))
+
+    def _chunk(self, n_users: int) -> int:
+        k = self.entry["centroids"].shape[0] if self.needs_edges else 1
+        return max(1, min(self.score_chunk_items, _GRID_FLOATS // max(1, n_users * k)))
+
+    def _edge_rows_all(self, users: torch.Tensor) -> torch.Tensor:
+        """Edge-code rows [B, N + 1] of `users` × every item, in item chunks."""
+        e = self.entry
+        n1 = e["item_codes"].shape[0]
+        if not self.needs_edges:
+            return torch.full((len(users), n1), e["edge_codes"].shape[0] - 1,
+                              dtype=torch.long, device=users.device)
+        out = torch.empty(len(users), n1, dtype=torch.long, device=users.device)
+        step = self._chunk(len(users))
+        for lo in range(0, n1, step):
+            items = torch.arange(lo, min(lo + step, n1), device=users.device)
+            out[:, lo:lo + len(items)] = self._edge_grid(users, items)
+        return out
+
+    def _grid(self) -> dict | None:
+        """Per-domain pair inputs, computed once when U × N ≤ score_cache_pairs: the edge-code
+        row of every (user, item) (two_tower), or the index of every pair's distinct
+        (user tuple, item tuple, edge tuple) combination (pair_mlp)."""
+        e = self.entry
+        if "grid" in e:
+            return e["grid"]
+        n_u, n1 = e["user_codes"].shape[0], e["item_codes"].shape[0]
+        if n_u * n1 > self.score_cache_pairs:
+            e["grid"] = None
+            return None
+        dev = self.device
+        n_i, n_e = e["item_tuples"].shape[0], e["edge_tuples"].shape[0]
+        grid: dict = {}
+        rows = torch.empty(n_u, n1, dtype=torch.int16, device=dev)  # ≤ 101 edge rows
+        step = 1024  # users per block (`_edge_rows_all` bounds the assignment memory)
+        with torch.no_grad():
+            for lo in range(0, n_u, step):
+                users = torch.arange(lo, min(lo + step, n_u), device=dev)
+                rows[lo:lo + len(users)] = self._edge_rows_all(users).to(torch.int16)
+            if self.architecture == "two_tower":
+                grid["edge_rows"] = rows
+            else:
+                key = ((e["user_tid"][:, None] * n_i + e["item_tid"][None, :]) * n_e
+                       + e["edge_tid"][rows.long()])
+                del rows
+                uniq, inv = torch.unique(key, return_inverse=True)
+                del key
+                grid.update(inv=inv.to(torch.int32), combo_edge=uniq % n_e,
+                            combo_item=(uniq // n_e) % n_i, combo_user=uniq // n_e // n_i)
+        e["grid"] = grid
+        return grid
+
+    def _combo_scores(self, grid: dict) -> torch.Tensor:
+        """Scores of every distinct input combination of the domain (pair_mlp), cached while
+        the weights are unchanged and no gradient is needed."""
+        e = self.entry
+        cache = not torch.is_grad_enabled() and not self.training
+        version = (id(grid), *(p._version for p in self.net.parameters()))
+        if cache and grid.get("version") == version:
+            return grid["scores"]
+        net = self.net
+        parts = [net.part(s, e[f"{s}_tuples"]) for s in ("user", "item", "edge")]
+        combos = [grid["combo_user"], grid["combo_item"], grid["combo_edge"]]
+        scores = torch.cat([
+            net.head_scores(sum(p[c[sl]] for p, c in zip(parts, combos, strict=True)))
+            for sl in _slices(len(combos[0]), 1 << 16)])
+        if cache:
+            grid.update(version=version, scores=scores)
+        return scores
+
+    def score_all(self, batch: SeqBatch) -> torch.Tensor:
+        e = self.entry
+        dev = self.device
+        users = batch.users.to(dev)
+        grid = self._grid()
+        if self.architecture == "two_tower":
+            return self._two_tower_all(users, grid)
+        if grid is not None:
+            return self._combo_scores(grid)[grid["inv"][users].long()]
+        # large domains: score item chunks, each distinct input combination once
+        n1 = e["item_codes"].shape[0]
+        out = torch.empty(len(users), n1, device=dev)
+        parts = {s: self.net.part(s, e[f"{s}_tuples"]) for s in ("user", "item", "edge")}
+        n_i, n_e = e["item_tuples"].shape[0], e["edge_tuples"].shape[0]
+        ut = e["user_tid"][users]
+        step = self._chunk(len(users))
+        for lo in range(0, n1, step):
+            items = torch.arange(lo, min(lo + step, n1), device=dev)
+            key = ut[:, None] * n_i + e["item_tid"][items][None, :]
+            if self.needs_edges:
+                key = key * n_e + e["edge_tid"][self._edge_grid(users, items)]
+            else:
+                key = key * n_e + e["edge_tid"][-1]
+            uniq, inv = torch.unique(key, return_inverse=True)
+            et, rest = uniq % n_e, uniq // n_e
+            pre = parts["user"][rest // n_i] + parts["item"][rest % n_i] + parts["edge"][et]
+            out[:, lo:lo + len(items)] = self.net.head_scores(pre)[inv]
+        return out
+
+    def _two_tower_all(self, users: torch.Tensor, grid: dict | None) -> torch.Tensor:
+        e = self.entry
+        net = self.net
+        out = net.tower("user", e["user_codes"][users]) @ net.tower("item", e["item_codes"]).T
+        if self.needs_edges:
+            edge_val = net.edge_term(e["edge_codes"])  # one value per edge-code row
+            rows = grid["edge_rows"][users].long() if grid is not None else \
+                self._edge_rows_all(users)
+            out = out + edge_val[rows]
+        return out
+
+    def score_candidates(self, batch: SeqBatch, cand: torch.Tensor) -> torch.Tensor:
+        dev = self.device
+        cand = cand.to(dev)
+        users = batch.users.to(dev)[:, None].expand_as(cand)
+        return self.pair_scores(users.reshape(-1), cand.reshape(-1)).view(cand.shape)
+
+
+def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """keys ∈ sorted_keys, by binary search."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(keys), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[pos] == keys
+
+
+def _slices(n: int, step: int) -> list[slice]:
+    return [slice(lo, lo + step) for lo in range(0, max(n, 1), step)]
+
+
+class _Lazy:
+    """Re-iterable wrapper around a generator function."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __iter__(self):
+        return self.fn()

@@ -1,0 +1,172 @@
+"""statmlp's adapter and network (recx/models/statmlp.py): full ranking equals pair scoring (both
+architectures, cached and chunked paths), BPR triples, the popularity-only ablation without
+Node2Vec, domain-free checkpoints, config errors, training on `tiny` and transfer to `tiny_b`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recx.data.sequences import query_batch
+from recx.errors import ConfigError
+from recx.models.statmlp import StatMLP
+from tests.conftest import compose
+from tests.unit.test_statmlp_features import SMALL, domain_of, random_frame
+
+FEATURES = {**SMALL}
+
+
+def model(**kw) -> StatMLP:
+    torch.manual_seed(0)
+    return StatMLP(features={**FEATURES, **kw.pop("features", {})}, **kw)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return domain_of(random_frame(), 40, 25)
+
+
+def all_pairs(m, d) -> torch.Tensor:
+    """Reference: every (user, item) pair as an aligned list through `pair_scores`."""
+    uu, ii = torch.meshgrid(torch.arange(1, d.n_users + 1), torch.arange(d.n_items + 1),
+                            indexing="ij")
+    return m.pair_scores(uu.reshape(-1), ii.reshape(-1)).view(uu.shape)
+
+
+def batch_of(d, users):
+    q = d.queries("test")
+    pos = np.array([q.pos[q.users == u][0] for u in users])
+    return query_batch(d, pos, 1)
+
+
+@pytest.mark.parametrize("architecture", ["pair_mlp", "two_tower"])
+@pytest.mark.parametrize("cache_pairs", [10 ** 9, 0])  # per-domain grid | item chunks
+def test_full_ranking_equals_pair_scores(toy, architecture, cache_pairs):
+    m = model(architecture=architecture, score_cache_pairs=cache_pairs, score_chunk_items=7)
+    m.fit_inputs(toy)
+    m.eval()
+    users = list(range(1, toy.n_users + 1))
+    with torch.no_grad():
+        full = m.score_all(batch_of(toy, users))
+        ref = all_pairs(m, toy)
+        cand = torch.tensor([[3, 1, 25, 7]] * len(users))
+        sampled = m.score_candidates(batch_of(toy, users), cand)
+    assert full.shape == (toy.n_users, toy.n_items + 1)
+    torch.testing.assert_close(full[:, 1:], ref[:, 1:], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(sampled, ref[:, [3, 1, 25, 7]], rtol=1e-5, atol=1e-5)
+    assert full[:, 1:].std() > 0
+
+
+def test_edge_fields_see_the_pair(toy):
+    """With edge fields, a user's scores are not a function of the item's fields alone."""
+    m = model()
+    m.fit_inputs(toy)
+    e = m.entry
+    rows = m._edge_grid(torch.arange(1, toy.n_users + 1), torch.arange(1, toy.n_items + 1))
+    assert rows.unique().numel() > 3  # pairs fall into several edge clusters
+    has = e["user_has"][1:, None] & e["item_has"][None, 1:]
+    assert (rows[~has] == e["edge_codes"].shape[0] - 1).all()  # no vector → the "none" row
+
+
+def test_bpr_triples(toy):
+    m = model()
+    m.fit_inputs(toy)
+    rng = np.random.default_rng(0)
+    users = toy.train_users()
+    batches = m.train_batches(toy, rng, users)
+    seen = set(zip(m.entry["edge_u"].tolist(), m.entry["edge_i"].tolist(), strict=True))
+    pos, neg = [], []
+    for b in batches:
+        pos += list(zip(b["user"].tolist(), b["pos"].tolist(), strict=True))
+        neg += list(zip(b["user"].tolist(), b["neg"].tolist(), strict=True))
+        assert torch.equal(b["pos_edge"], torch.from_numpy(
+            m.entry["edge_label"][np.searchsorted(
+                m.entry["edge_u"] * 26 + m.entry["edge_i"],
+                b["user"].numpy() * 26 + b["pos"].numpy())]))
+    kept = {(u, i) for u, i in seen if u in set(users.tolist())}
+    assert sorted(pos) == sorted(kept)  # every training edge of the users exactly once
+    assert len(batches) == -(-len(kept) // 2048)
+    assert not set(neg) & seen  # negatives are never training items of the user
+    loss = m.loss(next(iter(batches)))
+    assert loss.dim() == 0 and torch.isfinite(loss)
+
+
+def test_popularity_only_ablation_skips_node2vec(toy, monkeypatch):
+    import recx.models.statmlp as mod
+
+    def boom(*a, **k):
+        raise AssertionError("Node2Vec must not run for activity-only fields")
+
+    monkeypatch.setattr(mod, "graph_stats", boom)
+    m = model(features={"fields": ["act_u", "act_i"]}, architecture="two_tower")
+    m.fit_inputs(toy)
+    m.eval()
+    with torch.no_grad():
+        s = m.score_all(batch_of(toy, [1, 2, 3]))
+    # the score of an item depends only on the (user bin, item bin) pair
+    ib = m.entry["item_codes"][:, 0]
+    for b in ib.unique().tolist():
+        cols = (ib == b).nonzero().view(-1)
+        cols = cols[cols > 0]
+        assert torch.allclose(s[:, cols], s[:, cols[:1]].expand(-1, len(cols)))
+
+
+def test_checkpoint_holds_no_domain_state(toy):
+    m = model()
+    m.fit_inputs(toy)
+    keys = set(m.state_dict())
+    assert keys and all(k.startswith("net.") for k in keys)
+    other = domain_of(random_frame(seed=2, n_users=30, n_items=18), 30, 18, name="other")
+    m2 = model()
+    m2.fit_inputs(other)
+    m2.load_state_dict(m.state_dict(), strict=True)  # same weights fit any domain
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="fields"):
+        StatMLP(features={"fields": ["act_u", "degree"]})
+    with pytest.raises(ConfigError, match="two_tower needs"):
+        StatMLP(architecture="two_tower", features={"fields": ["act_i", "size_e"]})
+    with pytest.raises(ConfigError, match="bpr"):
+        StatMLP(optim={"loss": "ce"})
+    with pytest.raises(ConfigError, match="architecture"):
+        StatMLP(architecture="three_tower")
+    with pytest.raises(ConfigError, match="sampling"):
+        StatMLP(multi_source={"sampling": "random"})
+
+
+def test_train_on_tiny_transfer_to_tiny_b(tmp_path):
+    from recx.data.domain import load_domain
+    from recx.data.features import FeatureEnv
+
+    cfg = compose("transfer", ["model=statmlp", "source=tiny", "target=tiny_b"], root=tmp_path)
+    env = FeatureEnv(cache_root=tmp_path / "cache", seed=0, deterministic=True)
+    tiny, tiny_b = (load_domain(ds, cfg.eval, cfg.paths) for ds in (cfg.source.tiny, cfg.target))
+    tiny.env = tiny_b.env = env
+    m = model(features={"node2vec": {**SMALL["node2vec"], "walks_per_node": 10}},
+              optim={"batch_size": 128})
+    m.fit_inputs(tiny)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    rng = np.random.default_rng(0)
+    losses = []
+    for _ in range(3):
+        m.train()
+        total = []
+        for b in m.train_batches(tiny, rng, tiny.train_users()):
+            opt.zero_grad()
+            loss = m.loss(b)
+            loss.backward()
+            opt.step()
+            total.append(float(loss.detach()))
+        losses.append(np.mean(total))
+    assert losses[-1] < losses[0] - 0.05  # BPR learns on the source
+    m.eval()
+    weights = {k: v.clone() for k, v in m.state_dict().items()}
+    m.fit_inputs(tiny_b)  # zero-shot: recompute the statistics on the target, keep the weights
+    assert all(torch.equal(v, m.state_dict()[k]) for k, v in weights.items())
+    q = tiny_b.queries("test")
+    with torch.no_grad():
+        s = m.score_all(query_batch(tiny_b, q.pos, 1))
+    assert s.shape == (len(q.pos), tiny_b.n_items + 1)
+    assert torch.isfinite(s[:, 1:]).all() and s[:, 1:].std() > 0
