@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 
+from omegaconf import OmegaConf
+
 from recx import artifacts
 from recx.config.resolvers import source_key
 from recx.data.merge import merge_domains
@@ -28,9 +30,27 @@ def source_domains(ctx) -> list:
 def pretrain_entry(ctx, domains, model_cfg=None):
     cfg = ctx.cfg
     model_cfg = model_cfg if model_cfg is not None else cfg.model
-    h = artifacts.ckpt_hash(cfg, model_cfg, [d.data_hash for d in domains],
+    h = artifacts.ckpt_hash(cfg, pretrain_model_cfg(model_cfg), [d.data_hash for d in domains],
                             text_identity=text_identity(ctx, model_cfg))
     return artifacts.pretrain_dir(cfg, str(model_cfg.name), source_key(cfg.source), h), h
+
+
+def pretrain_model_cfg(model_cfg):
+    """The model config without the keys that only act after pre-training (the model class's
+    dotted `posttrain_keys`, e.g. IDP's retrieval settings), so one pretrain checkpoint serves
+    a sweep over them."""
+    keys = getattr(model_class(str(model_cfg.name)), "posttrain_keys", ())
+    if not keys:
+        return model_cfg
+    tree = OmegaConf.to_container(model_cfg, resolve=True)
+    for key in keys:
+        *path, last = key.split(".")
+        node = tree
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return OmegaConf.create(tree)
 
 
 def text_identity(ctx, model_cfg) -> str | None:

@@ -8,7 +8,10 @@ on the target and its rows have source null.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+
+from omegaconf import open_dict
 
 from recx import artifacts
 from recx.config.resolvers import source_key
@@ -31,13 +34,26 @@ def pretrained_model(ctx, model_cfg=None):
     if ckpt != "auto":
         model, _ = load_model_file(Path(ckpt), model_cfg, ctx.device)
         return model, f"file:{Path(ckpt).name}"
-    entry, h = pretrain_entry(ctx, source_domains(ctx), model_cfg)
+    # train.user_fraction is the cold setting of the TARGET's training (EVALUATION §1.3): the
+    # parent is the sources' pre-training on all their users, whatever the fraction here
+    parent_ctx = replace(ctx, cfg=_all_users(cfg))
+    entry, h = pretrain_entry(parent_ctx, source_domains(ctx), model_cfg)
     cmd = artifacts.create_command(
         "pretrain", cls.name, [f"source=[{','.join(sorted(cfg.source))}]"])
+    cmd = " ".join(a for a in cmd.split(" ") if not a.startswith("train.user_fraction="))
     path = artifacts.require(entry, f"pretrained {cls.name} on source "
                              f"{source_key(cfg.source)}", cmd, h)
     model, _ = load_model_file(path, model_cfg, ctx.device)
     return model, h
+
+
+def _all_users(cfg):
+    if float(cfg.train.user_fraction) == 1.0:
+        return cfg
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.train.user_fraction = 1.0
+    return cfg
 
 
 def run(ctx) -> StageResult:

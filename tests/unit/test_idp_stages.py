@@ -1,0 +1,63 @@
+"""IDP through the stages: `recx pretrain` trains on the union of the sources (one batch from one
+source) and reports each source; `recx transfer` scores the target with retrieved embeddings and
+reuses the pretrain checkpoint across retrieval settings; `recx finetune` in the cold setting
+finds the full pre-training, trains a target table and reloads strictly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from recx.stages import execute
+from tests.conftest import compose
+
+SMALL = ["model.backbone.hidden=8", "model.backbone.inner=8", "text=hashing",
+         "model.cdim.optim.epochs=2", "train=fast"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def stage(tmp_path, name, *over):
+    cfg = compose(name, ["model=idp", *over], root=tmp_path)
+    return execute(cfg, tmp_path / "runs" / f"{name}_{len(list(tmp_path.glob('runs/*')))}")
+
+
+def test_pretrain_transfer_and_cold_finetune(tmp_path, monkeypatch):
+    from recx.models.idp import IDP
+
+    seen = []
+    original = IDP.loss
+    monkeypatch.setattr(IDP, "loss", lambda self, b: seen.append(
+        (self.phase, self.domain.name, b.get("part"))) or original(self, b))
+    src = ["source=[tiny,tiny_b]", *SMALL]
+    res = stage(tmp_path, "pretrain", *src)
+    assert {r["target"] for r in res.rows} == {"tiny", "tiny_b"}  # each source reported
+    n = {r["target"]: r["n_items"] for r in res.rows}
+    assert {p for _, _, p in seen} == {(0, n["tiny"]), (n["tiny"], n["tiny_b"])}  # one source
+    assert {(ph, d) for ph, d, _ in seen} == {("pretrain", "tiny+tiny_b")}
+    pretrained = list((tmp_path / "outputs" / "artifacts" / "pretrain").rglob("model.pt"))
+    assert len(pretrained) == 1
+    ckpt = torch.load(pretrained[0], weights_only=True)
+    assert ckpt["state_dict"]["cdim_index"].shape == (n["tiny"] + n["tiny_b"] + 1, 256)
+    stage(tmp_path, "pretrain", "source=[tiny]", *SMALL)
+    zs = stage(tmp_path, "transfer", "source=[tiny]", "target=tiny_b", *SMALL)
+    zs_m1 = stage(tmp_path, "transfer", "source=[tiny]", "target=tiny_b", *SMALL,
+                  "model.retrieval.m=1")  # the same pretrain checkpoint, another retrieval
+    assert {r["setting"] for r in zs.rows} == {"zero_shot"}
+    assert {r["ckpt_hash"] for r in zs.rows} == {r["ckpt_hash"] for r in zs_m1.rows}
+    assert {r["n_items"] for r in zs.rows} == {n["tiny_b"]}  # the target's catalogue
+    seen.clear()
+    ft = stage(tmp_path, "finetune", "source=[tiny]", "target=tiny_b", *SMALL,
+               "train.user_fraction=0.5", "finetune.freeze=residual")
+    assert {r["setting"] for r in ft.rows} == {"finetune"}
+    assert seen and {(ph, d) for ph, d, _ in seen} == {("finetune", "tiny_b")}
+    finetuned = list((tmp_path / "outputs" / "artifacts" / "finetune").rglob("model.pt"))
+    state = torch.load(finetuned[0], weights_only=True)["state_dict"]
+    assert state["target_delta"].shape == (n["tiny_b"] + 1, 8) and "target_base" in state
+    assert len(list((tmp_path / "outputs" / "artifacts" / "pretrain").rglob("model.pt"))) == 2
