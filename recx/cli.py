@@ -85,7 +85,6 @@ def _suggest(word: str, options, what: str) -> str:
 
 def _fail(message: str, code: int = 2) -> None:
     from rich.console import Console
-
     from rich.markup import escape
 
     Console(stderr=True).print(f"[bold red]recx:[/bold red] {escape(message)}", highlight=False)
@@ -173,11 +172,16 @@ def main() -> None:
 
 
 def _pin_ddp_run_dir(stage: str, rest: list[str]) -> None:
-    """Under torchrun all ranks must share one run dir (ARCHITECTURE §9)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not any(
-            a.startswith("hydra.run.dir=") for a in rest):
+    """Under torchrun all ranks must share one run dir (ARCHITECTURE §9); ranks other than 0
+    log to <stage>_rank<r>.log only (no console)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    if not any(a.startswith("hydra.run.dir=") for a in rest):
         run_id = os.environ.get("TORCHELASTIC_RUN_ID", "ddp")
         rest.append(f"hydra.run.dir=${{paths.outputs}}/runs/{stage}/${{run_name}}/ddp-{run_id}")
+    rank = int(os.environ.get("RANK", "0"))
+    if rank > 0:
+        rest += [f"hydra.job.name={stage}_rank{rank}", "hydra.job_logging.root.handlers=[file]"]
 
 
 def _hydra_entry() -> None:

@@ -136,6 +136,8 @@ class DatasetSchema:
 @dataclass
 class DDPSchema:
     backend: str = "auto"  # auto = nccl on CUDA, gloo on CPU
+    timeout_s: int = 1800  # collective timeout (rank 0 validates while the others wait)
+    find_unused_parameters: bool = False  # DDP option: needed if a loss leaves parameters unused
 
 
 @dataclass

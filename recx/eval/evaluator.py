@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from recx.data.domain import Queries
 from recx.data.scenarios import SPLIT_CODES
 from recx.data.sequences import SeqBatch, query_batch
 from recx.errors import ConfigError, EvalError
@@ -61,10 +62,18 @@ def resolve_mask(ev, sequential: bool) -> bool:
     raise ConfigError(f"eval.mask_history={ev.mask_history!r}", hint="use auto, true or false")
 
 
+# query_order(domain, pos) → a permutation of the split's queries to score them in; the results
+# come back in the natural order, so it only affects speed (e.g. PrepRec groups queries by period
+# so each period's all-item table is built once)
+QueryOrder = Callable[[object, np.ndarray], np.ndarray]
+
+
 class Evaluator:
     def __init__(self, domain, ev, *, mask_history: bool, cache_root, max_len: int = 50,
-                 device: str | torch.device = "cpu", label: str = "model", progress=None):
+                 device: str | torch.device = "cpu", label: str = "model", progress=None,
+                 query_order: QueryOrder | None = None):
         self.domain, self.ev = domain, ev
+        self.query_order = query_order
         self.mask = bool(mask_history) and ev.candidates == "full"
         self.cache_root = cache_root
         self.max_len = max_len
@@ -91,38 +100,65 @@ class Evaluator:
         tensor [V, B, C] (e.g. normalise and blend two models) before ranking; `variants` is the
         number of score rows per user it returns, used to bound memory."""
         d = self.domain
-        q = d.queries(split)
-        n_q = len(q.users)
+        natural = d.queries(split)
+        n_q = len(natural.users)
         negs = None
         if self.ev.candidates == "sampled":
-            negs = negatives_for(d, q.users, split, self.ev, self.cache_root)
+            negs = negatives_for(d, natural.users, split, self.ev, self.cache_root)
+        q, perm = natural, None
+        if self.query_order is not None and n_q:
+            perm = np.asarray(self.query_order(d, natural.pos), dtype=np.int64)
+            q = Queries(natural.users[perm], natural.pos[perm], natural.targets[perm],
+                        natural.query_ts[perm])
+            negs = negs[perm] if negs is not None else None
         bs = self._batch_size(variants)
         ranks_parts, ncand_parts = [], []
         n_repeat = 0
         task = None
         if self.progress is not None and n_q > bs:
             task = self.progress.add_task(f"eval {self.label} {split}", total=n_q)
-        for lo in range(0, n_q, bs):
+        pin = self.device.type == "cuda"  # pinned host batches copy asynchronously
+        lo = 0
+        while lo < n_q:
             sl = slice(lo, min(lo + bs, n_q))
-            batch = query_batch(d, q.pos[sl], self.max_len).to(self.device)
-            with torch.no_grad():
-                if negs is None:
-                    s, masked, tcol, rep = self._full(score_fn, batch, q, sl, split)
-                else:
-                    s, masked, tcol, rep = self._sampled(score_fn, batch, negs[sl], split, sl)
-                if post is not None:
-                    s = post(s, masked)
-                ranks_parts.append(self._ranks(s, tcol, split, q.users[sl]))
+            batch = query_batch(d, q.pos[sl], self.max_len, pin=pin).to(self.device)
+            try:
+                with torch.no_grad():
+                    if negs is None:
+                        s, masked, tcol, rep = self._full(score_fn, batch, q, sl, split)
+                    else:
+                        s, masked, tcol, rep = self._sampled(score_fn, batch, negs[sl], split, sl)
+                    if post is not None:
+                        s = post(s, masked)
+                    ranks = self._ranks(s, tcol, split, q.users[sl])
+            except torch.cuda.OutOfMemoryError:
+                # ARCHITECTURE §9: halve the user batch and retry; ranks are per user, so the
+                # result does not change
+                if bs == 1:
+                    raise
+                s = masked = None
+                bs = max(1, bs // 2)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                log.warning("%s: out of memory evaluating %s; retrying with %d users per batch",
+                            self.label, split, bs)
+                continue
+            ranks_parts.append(ranks)
             ncand_parts.append((~masked).sum(1).cpu().numpy())
             n_repeat += rep
             if task is not None:
                 self.progress.advance(task, sl.stop - sl.start)
+            lo = sl.stop
         if task is not None:
             self.progress.remove_task(task)
         ranks = np.concatenate(ranks_parts, axis=1) if ranks_parts else np.zeros((1, 0), np.int64)
+        ncand = np.concatenate(ncand_parts) if ncand_parts else np.zeros(0, np.int64)
+        if perm is not None:  # back to the natural order of the queries
+            inv = np.empty_like(perm)
+            inv[perm] = np.arange(len(perm))
+            ranks, ncand, q = ranks[:, inv], ncand[inv], natural
         hist_len = q.pos - d.indptr[q.users]
-        res = SplitResult(split, ranks, q.users, q.targets, np.concatenate(ncand_parts)
-                          if ncand_parts else np.zeros(0, np.int64), hist_len, n_repeat)
+        res = SplitResult(split, ranks, q.users, q.targets, ncand, hist_len, n_repeat)
         res.slices = self._slices(res)
         return res
 

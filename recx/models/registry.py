@@ -10,9 +10,13 @@ from recx.errors import ConfigError
 
 # name → "module:Class"; imported lazily so `recx --help` stays fast
 MODELS: dict[str, str] = {
+    "bert4rec": "recx.models.bert4rec:BERT4Rec",
+    "gru4rec": "recx.models.gru4rec:GRU4Rec",
+    "idp": "recx.models.idp:IDP",
     "pop": "recx.models.pop:Pop",
     "preprec": "recx.models.preprec:PrepRec",
     "sasrec": "recx.models.sasrec:SASRec",
+    "statmlp": "recx.models.statmlp:StatMLP",
     "unisrec": "recx.models.unisrec:UniSRec",
 }
 

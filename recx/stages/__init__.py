@@ -82,10 +82,12 @@ def run_stage(cfg):
     log.info("run dir: %s", run_dir)
     try:
         result = execute(cfg, run_dir)
-        if result.write:
+        from recx.train.distributed import is_main
+
+        if result.write and is_main():  # under torchrun only rank 0 writes
             write_metrics(result.rows, run_dir, title=result.title, display=result.display)
         return _optimized(cfg, result.rows)
-    except (RecxError, Exception) as e:  # noqa: BLE001 — every failure is reported the same way
+    except (RecxError, Exception) as e:
         _report_failure(e, cfg, run_dir, multirun)
         if multirun:
             return None

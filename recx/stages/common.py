@@ -77,7 +77,8 @@ def make_evaluator(ctx: Context, model, domain, ev=None, sequential: bool | None
     seq = model.capabilities.sequential if sequential is None else sequential
     return Evaluator(domain, ev, mask_history=resolve_mask(ev, seq), cache_root=ctx.cfg.paths.cache,
                      max_len=getattr(model, "max_len", 50), device=model.device,
-                     label=label or model.name, progress=ctx.progress)
+                     label=label or model.name, progress=ctx.progress,
+                     query_order=getattr(model, "query_order", None))
 
 
 def validation_score(ctx: Context, model, domains: list[DomainData]) -> float:
@@ -142,9 +143,18 @@ def result_rows(ctx: Context, res: SplitResult, evaluator: Evaluator, domain: Do
 
 def evaluate_rows(ctx: Context, net, domain: DomainData, splits=("valid", "test"),
                   **fields) -> list[dict]:
-    """Evaluate model `net` on `domain` (already fitted to it) with the configured protocol."""
+    """Evaluate model `net` on `domain` (already fitted to it) with the configured protocol.
+    Under torchrun only rank 0 evaluates; the other ranks return no rows."""
+    from recx.train import distributed as D
+
+    if not D.is_main():
+        return []
     ev = ctx.cfg.eval
     evaluator = make_evaluator(ctx, net, domain, ev)
+    if net.capabilities.needs_text and "text" in ctx.cfg:
+        from recx.data.features.text import encoder_identity
+
+        fields.setdefault("text_encoder", encoder_identity(ctx.cfg.text))
     rows = []
     for split in splits:
         res = evaluator.run(score_fn(net), split)
@@ -183,29 +193,49 @@ def load_model_file(path: Path, model_cfg, device, mode: str = "same", before_lo
 
 def train_and_save(ctx: Context, model, model_cfg, domains: list[DomainData], entry: Path, *,
                    label: str, meta: dict, **fit_kw):
-    """Fit `model` with validation on `domains` and commit `entry` (resumable via last.pt)."""
-    from recx.train.loop import fit
+    """Fit `model` with validation on `domains` and commit `entry` (resumable via last.pt).
+
+    Under torchrun every rank trains; rank 0 alone holds the store lock, writes the entry and
+    tells the others whether there is anything to train (a ready entry is a cache hit)."""
+    from recx.train import distributed as D
 
     cfg = ctx.cfg
     store = Store(cfg.paths.artifacts, cfg.store.wait_timeout_s)
+    info = D.ensure_initialized(cfg.train.get("ddp"), ctx.device)
     result = {}
+    if not info.is_main:
+        if D.broadcast_object(None):
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix=f"recx-rank{info.rank}-") as tmp:
+                result["fit"] = _fit_into(ctx, model, domains, Path(tmp), label, **fit_kw)
+        D.barrier()  # rank 0 has committed the entry
+        return result.get("fit")
     with store.building(entry, meta=meta, keep_partial=True) as work:
-        if work is None:
-            return None
-        if cfg.train.resume == "never":
+        D.broadcast_object(work is not None)
+        if work is not None:
+            if cfg.train.resume == "never":
+                (work / "last.pt").unlink(missing_ok=True)
+            res = _fit_into(ctx, model, domains, work, label, **fit_kw)
+            save_model(work / "model.pt", model, model_cfg, res)
             (work / "last.pt").unlink(missing_ok=True)
-        users = [d.train_users(float(cfg.train.user_fraction), ctx.seed) for d in domains]
-        paper_last = bool((getattr(model, "paper_compat", {}) or {}).get("last_epoch_as_best"))
-        res = fit(model, domains, users, train_cfg=cfg.train, seed=ctx.seed, work_dir=work,
-                  validate=lambda: validation_score(ctx, model, domains), label=label,
-                  progress=cfg.progress, keep_best=not paper_last,
-                  sampling=(model.optim.get("sampling") or "proportional"), **fit_kw)
-        save_model(work / "model.pt", model, model_cfg, res)
-        (work / "last.pt").unlink(missing_ok=True)
-        atomic_write_json(work / "fit.json", {"history": res.history, "best_epoch": res.best_epoch,
-                                              "best_score": res.best_score,
-                                              "seconds": res.seconds,
-                                              "samples_per_s": res.samples_per_s})
-        (work / "config.yaml").write_text(OmegaConf.to_yaml(model_cfg))
-        result["fit"] = res
+            atomic_write_json(work / "fit.json", {
+                "history": res.history, "best_epoch": res.best_epoch,
+                "best_score": res.best_score, "seconds": res.seconds,
+                "samples_per_s": res.samples_per_s, "world_size": info.world})
+            (work / "config.yaml").write_text(OmegaConf.to_yaml(model_cfg))
+            result["fit"] = res
+    D.barrier()
     return result.get("fit")
+
+
+def _fit_into(ctx: Context, model, domains: list[DomainData], work: Path, label: str, **fit_kw):
+    from recx.train.loop import fit
+
+    cfg = ctx.cfg
+    users = [d.train_users(float(cfg.train.user_fraction), ctx.seed) for d in domains]
+    paper_last = bool((getattr(model, "paper_compat", {}) or {}).get("last_epoch_as_best"))
+    return fit(model, domains, users, train_cfg=cfg.train, seed=ctx.seed, work_dir=work,
+               validate=lambda: validation_score(ctx, model, domains), label=label,
+               progress=cfg.progress, keep_best=not paper_last,
+               sampling=(model.optim.get("sampling") or "proportional"), **fit_kw)

@@ -14,7 +14,6 @@ import torch
 
 from recx import artifacts
 from recx.config.resolvers import source_key
-from recx.eval.evaluator import resolve_mask
 from recx.eval.interpolation import blender, select_alpha
 from recx.models.registry import build_model, model_class
 from recx.stages import StageResult

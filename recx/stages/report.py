@@ -3,6 +3,8 @@
 Rows are filtered by `report.where`, de-duplicated (the newest run per identity and seed),
 aggregated as mean ± sample std over seeds with n, and pivoted by `report.rows` × `report.cols`.
 Rows of different protocols never share a column: the protocol is part of the column key.
+`report.layout=matrix` draws one source × target table per (model, setting, …, protocol) with a
+heatmap and a bar chart with seed error bars.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 
 IDENTITY = ["stage", "setting", "model", "mode", "base", "source", "target", "split", "slice",
             "alpha", "protocol"]
+# what one source × target matrix holds fixed
+MATRIX_GROUP = ["model", "mode", "setting", "base", "split", "slice", "protocol"]
 
 
 def collect(patterns) -> pd.DataFrame:
@@ -113,11 +117,16 @@ def run(ctx) -> StageResult:
                           f"report.where={where}",
                           hint="run some stages first, or change report.inputs / report.where")
     metrics = [m for m in rc.metrics if m in frame]
+    if rc.layout not in ("table", "matrix"):
+        raise ConfigError(f"report.layout={rc.layout!r}", hint="use table or matrix")
     keys = list(dict.fromkeys([*rc.rows, *rc.cols, "protocol"]))
     if rc.layout == "matrix":
-        keys = list(dict.fromkeys(["model", "setting", "base", "source", "target", "split",
-                                   "protocol", *keys]))
-    if rc.allow_mixed_protocols:
+        # one table per (model, mode, setting, base, split, slice, protocol): a matrix cell never
+        # averages rows of two protocols, whatever allow_mixed_protocols says
+        keys = list(dict.fromkeys([*MATRIX_GROUP, "source", "target"]))
+        if rc.allow_mixed_protocols:
+            log.warning("report.allow_mixed_protocols is ignored by layout=matrix")
+    elif rc.allow_mixed_protocols:
         keys.remove("protocol")
     agg = aggregate(frame, keys, metrics)
     out_dir = Path(cfg.paths.outputs) / "tables" / rc.name
@@ -171,24 +180,100 @@ def _md_bold(table: pd.DataFrame, means: pd.DataFrame) -> str:
 
 
 def _matrix_tables(agg: pd.DataFrame, metric: str, out_dir: Path, figures: bool) -> list[str]:
-    """One source × target table (and heatmap) per (model, setting, base, protocol)."""
+    """One source × target table per (model, mode, setting, base, split, slice, protocol), cells
+    "mean ± std (n)" over seeds; with figures, a heatmap of the means (annotated with the std)
+    and a bar chart per target with one bar per source and the seed std as error bar."""
     parts = []
-    group_keys = [k for k in ("model", "setting", "base", "protocol") if k in agg]
-    for key, g in agg.groupby(group_keys, dropna=False):
-        label = " · ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
+    group_keys = [k for k in MATRIX_GROUP if k in agg]
+    for key, g in agg.groupby(group_keys, dropna=False, sort=True):
+        fixed = dict(zip(group_keys, key if isinstance(key, tuple) else (key,), strict=True))
+        label = " · ".join(str(v) for k, v in fixed.items()
+                           if k != "protocol" and v not in ("–", None, "all"))
         g = g.copy()
-        g["source"] = g["source"].fillna("–") if "source" in g else "–"
-        mean = g.pivot_table(index="source", columns="target", values=metric, aggfunc="first")
-        cells = g.assign(_c=[cell(m, s, n) for m, s, n in zip(
-            g[metric], g.get(f"{metric}_std", pd.Series([np.nan] * len(g), index=g.index)),
-            g["n_seeds"], strict=True)]).pivot_table(index="source", columns="target",
-                                                     values="_c", aggfunc="first")
+        in_domain = g["source"].isin(["–"]) if "source" in g else pd.Series(True, index=g.index)
+        g["source"] = g["source"].where(~in_domain, "(trained on target)") if "source" in g \
+            else "(trained on target)"
+        std_col = f"{metric}_std"
+        if std_col not in g:
+            g[std_col] = np.nan
+        mean = g.pivot_table(index="source", columns="target", values=metric, aggfunc="first",
+                             dropna=False)
+        std = g.pivot_table(index="source", columns="target", values=std_col, aggfunc="first",
+                            dropna=False).reindex_like(mean)
+        cells = g.assign(_c=[cell(m, s_, n) for m, s_, n in zip(
+            g[metric], g[std_col], g["n_seeds"], strict=True)]).pivot_table(
+            index="source", columns="target", values="_c", aggfunc="first").reindex_like(mean)
         cells.columns.name = None
-        parts.append(f"### {metric}: {label}\n\n" + markdown(
-            cells.reset_index(), ["source", *cells.columns]))
+        protocol = fixed.get("protocol", "")
+        parts.append(f"### {metric}: {label}\n\nprotocol `{protocol}`; rows: source, columns: "
+                     "target; mean ± std over seeds (n)\n\n" + markdown(
+                         cells.reset_index().fillna(""), ["source", *map(str, cells.columns)]))
         if figures:
-            from recx.plots import heatmap
-
-            safe = "".join(ch if ch.isalnum() else "_" for ch in f"{metric}_{label}")[:120]
-            heatmap(out_dir / f"matrix_{safe}", mean, f"{metric} — {label}")
+            stem = _figure_stem(metric, fixed)
+            title = f"{metric} — {label}\n{protocol}"
+            matrix_heatmap(out_dir / f"matrix_{stem}", mean, std, title)
+            matrix_bars(out_dir / f"bars_{stem}", mean, std, metric, title)
     return parts
+
+
+def _figure_stem(metric: str, fixed: dict) -> str:
+    """A readable, unique file stem for one matrix (a hash keeps long labels distinct)."""
+    from recx.config.hashing import stable_hash
+
+    text = "_".join(str(v) for v in [metric, *fixed.values()] if v not in ("–", None))
+    safe = "".join(ch if ch.isalnum() else "_" for ch in text)[:80].strip("_")
+    return f"{safe}_{stable_hash(metric, fixed)[:6]}"
+
+
+def matrix_heatmap(path: Path, mean: pd.DataFrame, std: pd.DataFrame, title: str) -> None:
+    """Heatmap of a source × target matrix; each cell shows mean ± std."""
+    from recx.plots import _plt, _save
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * mean.shape[1], 1.4 + 0.7 * mean.shape[0]))
+    im = ax.imshow(mean.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+    ax.set_xticks(range(mean.shape[1]))
+    ax.set_xticklabels(mean.columns, rotation=35, ha="right", fontsize=7)
+    ax.set_yticks(range(mean.shape[0]))
+    ax.set_yticklabels(mean.index, fontsize=7)
+    for i in range(mean.shape[0]):
+        for j in range(mean.shape[1]):
+            m, s = mean.iat[i, j], std.iat[i, j]
+            if not pd.isna(m):
+                text = f"{m:.3f}" + ("" if pd.isna(s) else f"\n± {s:.3f}")
+                ax.text(j, i, text, ha="center", va="center", fontsize=6, color="w")
+    ax.set_xlabel("target")
+    ax.set_ylabel("source")
+    ax.set_title(title, fontsize=8)
+    fig.colorbar(im, ax=ax)
+    _save(fig, Path(path), _long(mean, std))
+
+
+def matrix_bars(path: Path, mean: pd.DataFrame, std: pd.DataFrame, metric: str,
+                title: str) -> None:
+    """Grouped bars: one group per target, one bar per source, seed std as error bars."""
+    from recx.plots import _plt, _save
+
+    plt = _plt()
+    n_src, n_tgt = mean.shape
+    width = 0.8 / max(1, n_src)
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * n_tgt * max(1, n_src) ** 0.5 + 2), 3.6))
+    x = np.arange(n_tgt)
+    for k, src in enumerate(mean.index):
+        err = std.loc[src].to_numpy(dtype=float)
+        ax.bar(x + k * width, mean.loc[src].to_numpy(dtype=float), width,
+               yerr=np.where(np.isnan(err), 0.0, err), capsize=2, label=str(src))
+    ax.set_xticks(x + width * (n_src - 1) / 2)
+    ax.set_xticklabels(mean.columns, rotation=30, ha="right", fontsize=7)
+    ax.set_xlabel("target")
+    ax.set_ylabel(metric)
+    ax.set_title(title, fontsize=8)
+    ax.legend(title="source", fontsize=6, title_fontsize=7)
+    _save(fig, Path(path), _long(mean, std))
+
+
+def _long(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
+    """The figure's data: one row per (source, target) with mean and std."""
+    m = mean.stack(future_stack=True).rename("mean")
+    s = std.stack(future_stack=True).rename("std")
+    return pd.concat([m, s], axis=1).reset_index()

@@ -1,0 +1,121 @@
+"""GRU4Rec (Hidasi et al. 2016) with RecBole 1.2.1 defaults (models/baselines.md §4).
+
+Training: `prefix` (default, RecBole's scheme): every prefix of a training sequence is one sample,
+its last ≤ max_len items the history and the next item the target; full-softmax CE over all
+items. `every_position` (an option) feeds SASRec's windows and predicts every next item, which the
+GRU's causality allows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from recx.data.sequences import SeqBatch, gather_windows, prefix_samples, windows_every_position
+from recx.errors import ConfigError
+from recx.models.base import Batches, Capabilities, RecModel
+from recx.models.modules.gru4rec_net import GRU4RecNet
+
+DEFAULT_OPTIM = {"batch_size": 2048, "lr": 1e-3, "weight_decay": 0.0, "max_epochs": 300,
+                 "eval_every": 1, "patience": 10, "loss": "ce", "sampler": "prefix",
+                 "stride": None}
+
+
+class GRU4Rec(RecModel):
+    """Parameters
+    ----------
+    max_len : int, default 50
+        Longest history (RecBole MAX_ITEM_LIST_LENGTH).
+    embedding : int, default 64
+        Item embedding size (RecBole embedding_size); also the size of the output projection.
+    hidden : int, default 128
+        GRU hidden size (RecBole hidden_size).
+    layers : int, default 1
+        GRU layers (RecBole num_layers).
+    dropout : float, default 0.3
+        Dropout on the input embeddings (RecBole dropout_prob).
+    optim : dict
+        Training recipe: batch_size (2048, RecBole's train_batch_size), lr, weight_decay,
+        max_epochs, eval_every, patience, loss (ce), sampler (prefix | every_position), stride
+        (every_position only).
+    """
+
+    name = "gru4rec"
+    capabilities = Capabilities(sequential=True)
+
+    def __init__(self, n_items: int = 0, *, max_len: int = 50, embedding: int = 64,
+                 hidden: int = 128, layers: int = 1, dropout: float = 0.3,
+                 optim: dict | None = None):
+        super().__init__(n_items, {**DEFAULT_OPTIM, **(optim or {})})
+        if self.optim["loss"] != "ce":
+            raise ConfigError(f"model.optim.loss={self.optim['loss']!r} for gru4rec",
+                              hint="gru4rec trains with ce (full softmax, RecBole's loss_type CE)")
+        if self.optim["sampler"] not in ("prefix", "every_position"):
+            raise ConfigError(f"model.optim.sampler={self.optim['sampler']!r} for gru4rec",
+                              hint="use prefix (RecBole) or every_position")
+        self.max_len = max_len
+        self.net = GRU4RecNet(n_items, embedding, hidden, layers, dropout)
+
+    # ------------------------------------------------------------------ training batches
+    def train_batches(self, domain, rng: np.random.Generator, users: np.ndarray) -> Batches:
+        bs = int(self.optim["batch_size"])
+        if self.optim["sampler"] == "every_position":
+            w_end, w_start, w_first = windows_every_position(
+                domain, users, self.max_len, self.optim.get("stride"))
+            order = rng.permutation(len(w_end))
+            n = -(-len(order) // bs)
+
+            def gen_windows():
+                for b in range(n):
+                    sel = order[b * bs:(b + 1) * bs]
+                    idx = gather_windows(domain, w_end[sel], w_start[sel], self.max_len + 1)
+                    items = np.where(idx >= 0, domain.item[np.maximum(idx, 0)], 0)
+                    yield {"items": torch.from_numpy(items.astype(np.int64)),
+                           "target_mask": torch.from_numpy(idx[:, 1:] >= w_first[sel, None])}
+
+            return Batches(n, _Lazy(gen_windows), n_samples=int((w_end - w_first).sum()))
+        targets = prefix_samples(domain, users)
+        order = rng.permutation(len(targets))
+        n = -(-len(order) // bs)
+
+        def gen_prefix():
+            for b in range(n):
+                pos = targets[order[b * bs:(b + 1) * bs]]
+                hist, _ = domain.history_windows(pos, self.max_len)
+                yield {"history": torch.from_numpy(hist),
+                       "target": torch.from_numpy(domain.item[pos].astype(np.int64))}
+
+        return Batches(n, _Lazy(gen_prefix), n_samples=len(targets))
+
+    # ------------------------------------------------------------------ maths
+    def loss(self, batch: dict) -> torch.Tensor:
+        emb = self.net.item_emb.weight
+        if "history" in batch:  # prefix: one target per sample
+            s = self.net.last_state(batch["history"].to(self.device))
+            return F.cross_entropy(s @ emb.T, batch["target"].to(self.device))
+        items = batch["items"].to(self.device)
+        inp, tgt = items[:, :-1], items[:, 1:]
+        h = self.net(inp)
+        sel = (inp > 0) & (tgt > 0) & batch["target_mask"].to(self.device)
+        return F.cross_entropy(h[sel] @ emb.T, tgt[sel])
+
+    def user_state(self, batch: SeqBatch) -> torch.Tensor:
+        return self.net.last_state(batch.items.to(self.device))
+
+    def score_all(self, batch: SeqBatch) -> torch.Tensor:
+        return self.user_state(batch) @ self.net.item_emb.weight.T
+
+    def score_candidates(self, batch: SeqBatch, cand: torch.Tensor) -> torch.Tensor:
+        h = self.user_state(batch)
+        return (h[:, None, :] * self.net.item_emb(cand.to(self.device))).sum(-1)
+
+
+class _Lazy:
+    """Re-iterable wrapper around a generator function."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __iter__(self):
+        return self.fn()

@@ -1,0 +1,88 @@
+"""`recx report report.layout=matrix` (ARCHITECTURE §4.7): source × target tables per model and
+setting, mean ± std over seeds with n, heatmaps and bar charts, protocols never mixed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from recx.stages.common import Context
+from recx.stages.report import run as report
+from tests.conftest import compose
+
+FULL = "loo/full/mask=off/ties=pessimistic"
+SAMPLED = "loo/sampled:100:uniform/mask=n-a/ties=random"
+
+
+def row(model, source, target, seed, ndcg, protocol=FULL, setting="zero_shot", split="test"):
+    return {"status": "ok", "stage": "transfer", "setting": setting, "model": model,
+            "mode": None, "base": None, "source": source, "target": target, "split": split,
+            "slice": "all", "seed": seed, "alpha": None, "selected": None, "protocol": protocol,
+            "NDCG@10": ndcg, "finished_at": f"2026-01-01T00:00:{seed:02d}"}
+
+
+def write_run(root: Path, name: str, rows: list[dict]) -> None:
+    path = root / "outputs" / "multiruns" / "transfer" / "sweep" / name / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"schema_version": 1, "rows": rows}))
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("report")
+    # preprec: a → t1 over seeds 0.10, 0.20, 0.30 (mean 0.2, sample std 0.1); a → t2 = 0.4, 0.4
+    values = {("a", "t1"): [0.1, 0.2, 0.3], ("a", "t2"): [0.4, 0.4], ("a+b", "t1"): [0.5]}
+    k = 0
+    for (src, tgt), vals in values.items():
+        for seed, v in enumerate(vals):
+            write_run(tmp_path, f"{k}", [row("preprec", src, tgt, seed, v),
+                                         row("preprec", src, tgt, seed, 0.9, split="valid")])
+            k += 1
+    # the same pair under the sampled protocol: never averaged with the full-ranking rows
+    write_run(tmp_path, "s", [row("preprec", "a", "t1", 0, 0.7, protocol=SAMPLED)])
+    write_run(tmp_path, "p", [row("pop", "a", "t1", s, 0.05) for s in range(2)])
+    write_run(tmp_path, "i", [row("sasrec", None, "t1", 0, 0.3, setting="in_domain")])
+    # an older duplicate of seed 0 (same identity): the newest row wins
+    old = row("preprec", "a", "t1", 0, 0.99)
+    old["finished_at"] = "2025-01-01T00:00:00"
+    write_run(tmp_path, "old", [old])
+    cfg = compose("report", ["report.layout=matrix", "report.metrics=[NDCG@10]",
+                             "report.name=m"], root=tmp_path)
+    res = report(Context(cfg=cfg, run_dir=tmp_path, device=torch.device("cpu")))
+    return res, tmp_path / "outputs" / "tables" / "m"
+
+
+def test_matrix_cells_are_mean_std_n_per_source_and_target(result):
+    res, out = result
+    md = (out / "results.md").read_text()
+    full = md.split("### NDCG@10: preprec · zero_shot · test")[1].split("###")[0]
+    assert FULL in full and SAMPLED not in full
+    lines = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[2:-1]]
+             for ln in full.splitlines() if ln.startswith("| a")}
+    assert lines["a"] == ["0.2000 ± 0.1000 (n=3)", "0.4000 ± 0.0000 (n=2)"]
+    assert lines["a+b"] == ["0.5000 (n=1)", ""]  # one seed: no std; missing pair: empty
+    rows = {(r["model"], r["source"], r["target"], r["protocol"]): r for r in res.rows}
+    r = rows[("preprec", "a", "t1", FULL)]
+    assert r["NDCG@10"] == pytest.approx(0.2) and r["NDCG@10_std"] == pytest.approx(0.1)
+    assert r["n_seeds"] == 3 and r["stage"] == "report"
+    assert rows[("preprec", "a", "t1", SAMPLED)]["NDCG@10"] == pytest.approx(0.7)
+
+
+def test_one_table_and_figures_per_model_setting_and_protocol(result):
+    _, out = result
+    md = (out / "results.md").read_text()
+    titles = [ln for ln in md.splitlines() if ln.startswith("### ")]
+    assert len(titles) == 4  # preprec full, preprec sampled, pop, sasrec in-domain
+    assert sum("preprec" in t for t in titles) == 2 and md.startswith("> sampled protocol")
+    assert "(trained on target)" in md  # in-domain rows have no source
+    heatmaps = sorted(out.glob("matrix_*.png"))
+    bars = sorted(out.glob("bars_*.png"))
+    assert len(heatmaps) == 4 and len(bars) == 4
+    data = pd.read_csv(next(p for p in out.glob("bars_*.csv") if "sampled" not in p.name
+                            and "preprec" in p.name))
+    cell = data[(data["source"] == "a") & (data["target"] == "t1")].iloc[0]
+    assert cell["mean"] == pytest.approx(0.2) and cell["std"] == pytest.approx(0.1)
