@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The transfer matrix of the PrepRec and statmlp issues on the development data sets:
+# pre-train on each source (and on all three together), transfer zero-shot to every target that is
+# not a source, next to Pop and SASRec trained on the target and the interpolation of each
+# transferred model with SASRec; full ranking and 100 sampled negatives; then one report.
+#
+#   python scripts/link_dev_data.py          # once: data/<config> → the development copies
+#   bash scripts/transfer_matrix.sh          # the whole matrix (many CPU hours on 2 cores)
+#
+# Every step is a cached recx stage, so the script resumes where it stopped and a second run is
+# all cache hits. Knobs (environment variables):
+#   SEEDS=0,1,2                 seeds of every trained model
+#   MODELS=preprec,statmlp      transferred models
+#   SOURCES="a b [a,b]"         source keys (a list in brackets = joint pre-training)
+#   TARGETS="..."               target data sets
+#   BASE_TARGETS="..."          targets on which SASRec is trained and interpolated (default: all)
+#   PRETRAIN_ARGS="..."         extra overrides of pretrain/transfer/interpolate for the transferred
+#                               models, e.g. "model.optim.max_epochs=12" to cap the compute
+#   EXTRA="..."                 overrides of every stage, e.g. "paths.root=/big/disk"
+#   REPORT=transfer_matrix      report name (outputs/tables/<name>/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BEAUTY=amazon_beauty_2014 SPORTS=amazon_sports_2014 YELP=yelp_a
+SEEDS=${SEEDS:-0,1,2}
+MODELS=${MODELS:-preprec,statmlp}
+SOURCES=${SOURCES:-"$BEAUTY $SPORTS $YELP [$BEAUTY,$SPORTS,$YELP]"}
+TARGETS=${TARGETS:-"$BEAUTY $SPORTS $YELP ml_100k ml_latest_small amazon_gift_cards_2018 amazon_magazine_2018"}
+BASE_TARGETS=${BASE_TARGETS:-$TARGETS}
+PRETRAIN_ARGS=${PRETRAIN_ARGS:-}
+REPORT=${REPORT:-transfer_matrix}
+COMMON=(progress=false ${EXTRA:-})
+
+join() { local IFS=,; echo "$*"; }
+# the targets that are not among a source key's data sets (zero-shot means unseen)
+unseen() {
+  local src=$1 out=() t
+  for t in $2; do [[ ",${src//[\[\]]/}," == *",$t,"* ]] || out+=("$t"); done
+  join "${out[@]}"
+}
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "in-domain: SASRec and Pop on $(join $BASE_TARGETS)"
+recx train -m model=sasrec,pop dataset="$(join $BASE_TARGETS)" seed="$SEEDS" eval=full,sampled100 \
+  "${COMMON[@]}"
+others=$(for t in $TARGETS; do [[ " $BASE_TARGETS " == *" $t "* ]] || echo "$t"; done)
+if [[ -n "$others" ]]; then
+  recx train -m model=pop dataset="$(join $others)" seed="$SEEDS" eval=full,sampled100 \
+    "${COMMON[@]}"
+fi
+
+for src in $SOURCES; do
+  tgts=$(unseen "$src" "$TARGETS")
+  bases=$(unseen "$src" "$BASE_TARGETS")
+  say "source $src → $tgts"
+  recx pretrain -m model="$MODELS" source="$src" seed="$SEEDS" $PRETRAIN_ARGS "${COMMON[@]}"
+  recx transfer -m model="$MODELS" source="$src" target="$tgts" seed="$SEEDS" \
+    eval=full,sampled100 $PRETRAIN_ARGS "${COMMON[@]}"
+  if [[ -n "$bases" ]]; then
+    recx interpolate -m model="$MODELS" base=sasrec source="$src" target="$bases" \
+      seed="$SEEDS" eval=full,sampled100 $PRETRAIN_ARGS "${COMMON[@]}"
+  fi
+done
+
+say "report"
+paths=$(for o in ${EXTRA:-}; do [[ $o == paths.* ]] && echo "$o"; done)  # report takes paths only
+where="+report.where.target=[$(join $TARGETS)]"
+recx report report.name="$REPORT" report.layout=matrix "$where" $paths
+recx report report.name="${REPORT}_table" report.rows=[setting,model,base,source] "$where" $paths
