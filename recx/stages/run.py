@@ -64,9 +64,15 @@ def plan_steps(cfg) -> list[Step]:
                   else o for o in common if not o.lstrip("+~").startswith("source.")]
     steps: list[Step] = []
 
-    def add(stage, model, *over):
+    per_model = {str(k): [str(o) for o in v]
+                 for k, v in (plan.get("model_overrides") or {}).items()}
+
+    def add(stage, model, *over, base_model=None):
         base = as_dataset if stage == "train" else common
-        step = Step(stage, model, tuple([*over, *base]))
+        extra = list(per_model.get(model, []))
+        if base_model is not None:  # the base's own overrides, addressed to base.*
+            extra += [o.replace("model.", "base.", 1) for o in per_model.get(base_model, [])]
+        step = Step(stage, model, tuple([*over, *extra, *base]))
         if step not in steps:
             steps.append(step)
 
@@ -87,7 +93,8 @@ def plan_steps(cfg) -> list[Step]:
                 add("pretrain", m, f"model={m}", src, s)
             if model_class(b).capabilities.trainable:
                 add("train", b, f"model={b}", f"dataset={target}", s)
-            add("interpolate", m, f"model={m}", f"base={b}", src, f"target={target}", s)
+            add("interpolate", m, f"model={m}", f"base={b}", src, f"target={target}", s,
+                base_model=b)
     return steps
 
 
