@@ -53,13 +53,17 @@ for src in $SOURCES; do
   tgts=$(unseen "$src" "$TARGETS")
   bases=$(unseen "$src" "$BASE_TARGETS")
   say "source $src → $tgts"
-  recx pretrain -m model="$MODELS" source="$src" seed="$SEEDS" $PRETRAIN_ARGS "${COMMON[@]}"
-  recx transfer -m model="$MODELS" source="$src" target="$tgts" seed="$SEEDS" \
-    eval=full,sampled100 $PRETRAIN_ARGS "${COMMON[@]}"
-  if [[ -n "$bases" ]]; then
-    recx interpolate -m model="$MODELS" base=sasrec source="$src" target="$bases" \
-      seed="$SEEDS" eval=full,sampled100 $PRETRAIN_ARGS "${COMMON[@]}"
-  fi
+  # one model per sweep: Hydra composes a sweep's base config with the primary's default
+  # model, which lacks the model.* keys of PRETRAIN_ARGS
+  for m in ${MODELS//,/ }; do
+    recx pretrain -m model="$m" source="$src" seed="$SEEDS" $PRETRAIN_ARGS "${COMMON[@]}"
+    recx transfer -m model="$m" source="$src" target="$tgts" seed="$SEEDS" \
+      eval=full,sampled100 $PRETRAIN_ARGS "${COMMON[@]}"
+    if [[ -n "$bases" ]]; then
+      recx interpolate -m model="$m" base=sasrec source="$src" target="$bases" \
+        seed="$SEEDS" eval=full,sampled100 $PRETRAIN_ARGS "${COMMON[@]}"
+    fi
+  done
 done
 
 say "report"
