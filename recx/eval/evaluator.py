@@ -95,16 +95,24 @@ class Evaluator:
         return max(1, min(int(self.ev.batch_users), int(self.ev.max_scores) // width))
 
     def run(self, score_fn: ScoreFn, split: str, post: PostFn | None = None,
-            variants: int = 1) -> SplitResult:
+            variants: int = 1, sample: int | None = None) -> SplitResult:
         """Rank every query of `split`. `post(scores, masked)` may transform the masked score
         tensor [V, B, C] (e.g. normalise and blend two models) before ranking; `variants` is the
-        number of score rows per user it returns, used to bound memory."""
+        number of score rows per user it returns, used to bound memory. `sample` ranks only that
+        many queries, drawn with `eval.negatives_seed` (the same ones at every call)."""
         d = self.domain
         natural = d.queries(split)
         n_q = len(natural.users)
         negs = None
         if self.ev.candidates == "sampled":
             negs = negatives_for(d, natural.users, split, self.ev, self.cache_root)
+        if sample is not None and 0 < int(sample) < n_q:
+            keep = np.sort(np.random.default_rng(int(self.ev.negatives_seed)).choice(
+                n_q, int(sample), replace=False))
+            natural = Queries(natural.users[keep], natural.pos[keep], natural.targets[keep],
+                              natural.query_ts[keep])
+            negs = negs[keep] if negs is not None else None
+            n_q = len(keep)
         q, perm = natural, None
         if self.query_order is not None and n_q:
             perm = np.asarray(self.query_order(d, natural.pos), dtype=np.int64)

@@ -89,7 +89,8 @@ def validation_score(ctx: Context, model, domains: list[DomainData]) -> float:
     for d in domains:
         if len(domains) > 1:
             model.fit_inputs(d)
-        res = make_evaluator(ctx, model, d, ev).run(score_fn(model), "valid")
+        res = make_evaluator(ctx, model, d, ev).run(score_fn(model), "valid",
+                                                    sample=ev.get("valid_sample_users"))
         scores.append(res.metrics([metric.split("@")[0]], [int(metric.split("@")[1])])
                       ["all"][metric])
     if len(domains) > 1:

@@ -1,0 +1,54 @@
+"""Early stopping on a sample of validation users (eval.valid_sample_users)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from recx.artifacts import select_protocol
+from recx.config.schema import EvalSchema
+from recx.data.domain import domain_from_frame
+from recx.eval.evaluator import Evaluator
+from tests.conftest import timeline_frame
+
+
+@pytest.fixture(scope="module")
+def domain():
+    rng = np.random.default_rng(0)
+    events = {f"u{u}": [(f"i{int(rng.integers(0, 30))}", t) for t in range(12)]
+              for u in range(40)}
+    return domain_from_frame(timeline_frame(events), "valid_sample")
+
+
+def test_sampled_validation_ranks_the_same_subset_of_full_results(domain, tmp_path):
+    ev = OmegaConf.merge(OmegaConf.structured(EvalSchema), {"batch_users": 8})
+    scores = torch.randn(domain.n_users + 1, domain.n_items + 1,
+                         generator=torch.Generator().manual_seed(2)).round(decimals=1)
+
+    def scorer(batch, cand):
+        return scores[batch.users]
+
+    full = Evaluator(domain, ev, mask_history=False, cache_root=tmp_path).run(scorer, "valid")
+    n = len(full.users) // 3
+    a = Evaluator(domain, ev, mask_history=False, cache_root=tmp_path).run(scorer, "valid",
+                                                                           sample=n)
+    b = Evaluator(domain, ev, mask_history=False, cache_root=tmp_path).run(scorer, "valid",
+                                                                           sample=n)
+    assert len(a.users) == n and np.array_equal(a.users, b.users)  # the same users every time
+    # each sampled user keeps exactly the rank it has in the full evaluation
+    where = {u: i for i, u in enumerate(full.users.tolist())}
+    idx = np.array([where[u] for u in a.users.tolist()])
+    assert np.array_equal(a.ranks, full.ranks[:, idx])
+    # a sample at least as large as the split is the full split
+    whole = Evaluator(domain, ev, mask_history=False, cache_root=tmp_path).run(
+        scorer, "valid", sample=len(full.users))
+    assert np.array_equal(whole.ranks, full.ranks)
+
+
+def test_the_checkpoint_hash_changes_only_when_sampling_is_on():
+    ev = OmegaConf.structured(EvalSchema)
+    assert select_protocol(ev) == {"select_metric": "NDCG@10", "candidates": "full"}
+    sampled = OmegaConf.merge(ev, {"valid_sample_users": 500})
+    assert select_protocol(sampled)["valid_sample_users"] == 500
