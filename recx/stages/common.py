@@ -143,9 +143,10 @@ def result_rows(ctx: Context, res: SplitResult, evaluator: Evaluator, domain: Do
 
 
 def evaluate_rows(ctx: Context, net, domain: DomainData, splits=("valid", "test"),
-                  **fields) -> list[dict]:
-    """Evaluate model `net` on `domain` (already fitted to it) with the configured protocol.
-    Under torchrun only rank 0 evaluates; the other ranks return no rows."""
+                  sample_valid: bool = False, **fields) -> list[dict]:
+    """Evaluate model `net` on `domain` (already fitted to it) with the configured protocol;
+    `sample_valid` ranks only `eval.valid_sample_users` validation users (rows say how many in
+    n_users). Under torchrun only rank 0 evaluates; the other ranks return no rows."""
     from recx.train import distributed as D
 
     if not D.is_main():
@@ -158,7 +159,8 @@ def evaluate_rows(ctx: Context, net, domain: DomainData, splits=("valid", "test"
         fields.setdefault("text_encoder", encoder_identity(ctx.cfg.text))
     rows = []
     for split in splits:
-        res = evaluator.run(score_fn(net), split)
+        sample = ev.get("valid_sample_users") if sample_valid and split == "valid" else None
+        res = evaluator.run(score_fn(net), split, sample=sample)
         rows += result_rows(ctx, res, evaluator, domain, **fields)
     return rows
 

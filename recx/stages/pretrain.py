@@ -97,7 +97,9 @@ def run(ctx) -> StageResult:
     mixed = getattr(cls, "mixes_domains", False)
     for d in domains if mixed else train_on:  # a mixing model still reports each source
         model.fit_inputs(d)
-        rows += evaluate_rows(ctx, model, d, splits=("valid",), setting="pretrain",
+        # the source's validation, on the early-stopping sample when one is set
+        rows += evaluate_rows(ctx, model, d, splits=("valid",), sample_valid=True,
+                              setting="pretrain",
                               model=cls.name, source=skey, ckpt_hash=h,
                               paper_compat=active_compat(model))
     return StageResult(rows, title=f"{cls.name} pretrained on {skey} (source validation)")
