@@ -24,16 +24,11 @@ _TRAIN_EXCLUDE = ("num_workers", "resume", "checkpoint_every", "compile", "ddp")
 def select_protocol(ev) -> dict:
     """The early-stopping protocol: the only reporting-side eval settings in the hash."""
     if ev.select_protocol == "full":
-        sel = {"select_metric": ev.select_metric, "candidates": "full"}
-    else:
-        sel = {"select_metric": ev.select_metric, "candidates": ev.candidates,
-               "n_negatives": ev.n_negatives, "sampler": ev.sampler, "ties": ev.ties,
-               "mask_history": ev.mask_history, "negatives_seed": ev.negatives_seed,
-               "share": ev.share_valid_test_negatives}
-    sample = ev.get("valid_sample_users")
-    if sample is not None:  # only when set, so that existing checkpoints keep their hashes
-        sel.update(valid_sample_users=int(sample), sample_seed=int(ev.negatives_seed))
-    return sel
+        return {"select_metric": ev.select_metric, "candidates": "full"}
+    return {"select_metric": ev.select_metric, "candidates": ev.candidates,
+            "n_negatives": ev.n_negatives, "sampler": ev.sampler, "ties": ev.ties,
+            "mask_history": ev.mask_history, "negatives_seed": ev.negatives_seed,
+            "share": ev.share_valid_test_negatives}
 
 
 def ckpt_hash(cfg, model_cfg, data_hashes: list[str], *, parent: str | None = None,

@@ -172,7 +172,6 @@ class EvalSchema:
     ks: list[int] = field(default_factory=lambda: [10, 20, 50])
     select_metric: str = "NDCG@10"
     select_protocol: str = "full"  # full | same
-    valid_sample_users: int | None = None  # early stopping on this many validation users
     batch_users: int = 1024
     max_scores: int = 50_000_000  # cap on users x items scored at once (memory bound)
     slices: list[str] = field(default_factory=lambda: ["all"])

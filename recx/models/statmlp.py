@@ -47,7 +47,8 @@ ITEM_FIELDS = ("act_i", "size_i", "dens_i")
 EDGE_FIELDS = ("size_e", "dens_e")
 ALL_FIELDS = USER_FIELDS + ITEM_FIELDS + EDGE_FIELDS
 DEFAULT_OPTIM = {"batch_size": 2048, "lr": 1e-3, "weight_decay": 1e-6, "max_epochs": 50,
-                 "eval_every": 1, "patience": 5, "loss": "bpr", "sampler": "bpr_triples"}
+                 "eval_every": 1, "patience": 5, "loss": "bpr", "sampler": "bpr_triples",
+                 "valid_sample_users": None}
 _GRID_FLOATS = 1 << 24  # bound on users × items × edge clusters per assignment chunk
 
 

@@ -81,6 +81,14 @@ def make_evaluator(ctx: Context, model, domain, ev=None, sequential: bool | None
                      query_order=getattr(model, "query_order", None))
 
 
+def valid_sample(model) -> int | None:
+    """`model.optim.valid_sample_users`: early stopping on a seeded sample of that many
+    validation users (a recipe setting, so it is part of the model's checkpoint hash; for
+    models whose full ranking is expensive, e.g. statmlp on 10k+ items). Test ranks everyone."""
+    n = (getattr(model, "optim", None) or {}).get("valid_sample_users")
+    return int(n) if n else None
+
+
 def validation_score(ctx: Context, model, domains: list[DomainData]) -> float:
     """Mean of the select metric on the domains' validation splits."""
     ev = selection_eval(ctx.cfg.eval)
@@ -90,7 +98,7 @@ def validation_score(ctx: Context, model, domains: list[DomainData]) -> float:
         if len(domains) > 1:
             model.fit_inputs(d)
         res = make_evaluator(ctx, model, d, ev).run(score_fn(model), "valid",
-                                                    sample=ev.get("valid_sample_users"))
+                                                    sample=valid_sample(model))
         scores.append(res.metrics([metric.split("@")[0]], [int(metric.split("@")[1])])
                       ["all"][metric])
     if len(domains) > 1:
@@ -145,8 +153,8 @@ def result_rows(ctx: Context, res: SplitResult, evaluator: Evaluator, domain: Do
 def evaluate_rows(ctx: Context, net, domain: DomainData, splits=("valid", "test"),
                   sample_valid: bool = False, **fields) -> list[dict]:
     """Evaluate model `net` on `domain` (already fitted to it) with the configured protocol;
-    `sample_valid` ranks only `eval.valid_sample_users` validation users (rows say how many in
-    n_users). Under torchrun only rank 0 evaluates; the other ranks return no rows."""
+    `sample_valid` ranks only the model's early-stopping sample of validation users
+    (`valid_sample`; rows say how many in n_users). Under torchrun only rank 0 evaluates; the other ranks return no rows."""
     from recx.train import distributed as D
 
     if not D.is_main():
@@ -159,7 +167,7 @@ def evaluate_rows(ctx: Context, net, domain: DomainData, splits=("valid", "test"
         fields.setdefault("text_encoder", encoder_identity(ctx.cfg.text))
     rows = []
     for split in splits:
-        sample = ev.get("valid_sample_users") if sample_valid and split == "valid" else None
+        sample = valid_sample(net) if sample_valid and split == "valid" else None
         res = evaluator.run(score_fn(net), split, sample=sample)
         rows += result_rows(ctx, res, evaluator, domain, **fields)
     return rows

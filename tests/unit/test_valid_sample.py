@@ -1,4 +1,4 @@
-"""Early stopping on a sample of validation users (eval.valid_sample_users)."""
+"""Early stopping on a sample of validation users (model.optim.valid_sample_users)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from recx.artifacts import select_protocol
 from recx.config.schema import EvalSchema
 from recx.data.domain import domain_from_frame
 from recx.eval.evaluator import Evaluator
+from recx.models.statmlp import StatMLP
+from recx.stages.common import valid_sample
 from tests.conftest import timeline_frame
 
 
@@ -47,8 +48,6 @@ def test_sampled_validation_ranks_the_same_subset_of_full_results(domain, tmp_pa
     assert np.array_equal(whole.ranks, full.ranks)
 
 
-def test_the_checkpoint_hash_changes_only_when_sampling_is_on():
-    ev = OmegaConf.structured(EvalSchema)
-    assert select_protocol(ev) == {"select_metric": "NDCG@10", "candidates": "full"}
-    sampled = OmegaConf.merge(ev, {"valid_sample_users": 500})
-    assert select_protocol(sampled)["valid_sample_users"] == 500
+def test_the_sample_is_a_recipe_setting_of_the_model():
+    assert valid_sample(StatMLP(n_items=5)) is None  # default: every validation user
+    assert valid_sample(StatMLP(n_items=5, optim={"valid_sample_users": 500})) == 500
