@@ -130,7 +130,7 @@ class BERT4Rec(RecModel):
                 hist, _ = domain.history_windows(pos, self.max_len)  # the prefix before pos
                 yield self.mask_batch(hist, rng)
 
-        return Batches(n, _Lazy(gen), n_samples=len(targets))
+        return Batches(n, gen, n_samples=len(targets))
 
     # ------------------------------------------------------------------ maths
     def loss(self, batch: dict) -> torch.Tensor:
@@ -154,12 +154,3 @@ class BERT4Rec(RecModel):
         emb = self.net.encoder.item_emb(cand)
         return (h[:, None, :] * emb).sum(-1) + self.net.out_bias[cand]
 
-
-class _Lazy:
-    """Re-iterable wrapper around a generator function."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __iter__(self):
-        return self.fn()

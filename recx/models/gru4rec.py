@@ -74,7 +74,7 @@ class GRU4Rec(RecModel):
                     yield {"items": torch.from_numpy(items.astype(np.int64)),
                            "target_mask": torch.from_numpy(idx[:, 1:] >= w_first[sel, None])}
 
-            return Batches(n, _Lazy(gen_windows), n_samples=int((w_end - w_first).sum()))
+            return Batches(n, gen_windows, n_samples=int((w_end - w_first).sum()))
         targets = prefix_samples(domain, users)
         order = rng.permutation(len(targets))
         n = -(-len(order) // bs)
@@ -86,7 +86,7 @@ class GRU4Rec(RecModel):
                 yield {"history": torch.from_numpy(hist),
                        "target": torch.from_numpy(domain.item[pos].astype(np.int64))}
 
-        return Batches(n, _Lazy(gen_prefix), n_samples=len(targets))
+        return Batches(n, gen_prefix, n_samples=len(targets))
 
     # ------------------------------------------------------------------ maths
     def loss(self, batch: dict) -> torch.Tensor:
@@ -110,12 +110,3 @@ class GRU4Rec(RecModel):
         h = self.user_state(batch)
         return (h[:, None, :] * self.net.item_emb(cand.to(self.device))).sum(-1)
 
-
-class _Lazy:
-    """Re-iterable wrapper around a generator function."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __iter__(self):
-        return self.fn()

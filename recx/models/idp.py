@@ -54,7 +54,7 @@ from recx.models.modules.cdim import (
 )
 from recx.models.modules.sasrec_net import left_pad_positions
 from recx.models.modules.transformer import attention_mask, init_normal
-from recx.models.sasrec import DEFAULT_OPTIM, SASRec, _Lazy
+from recx.models.sasrec import DEFAULT_OPTIM, SASRec
 
 log = logging.getLogger(__name__)
 
@@ -410,7 +410,7 @@ class IDP(SASRec):
                 batch["part"] = (int(parts[k][1]), int(parts[k][2]))
                 yield batch
 
-        return Batches(len(schedule), _Lazy(gen), n_samples=sum(s.n_samples for s in streams))
+        return Batches(len(schedule), gen, n_samples=sum(s.n_samples for s in streams))
 
     # ------------------------------------------------------------------ maths
     def encode(self, items: torch.Tensor, table: torch.Tensor) -> torch.Tensor:

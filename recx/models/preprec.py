@@ -211,7 +211,7 @@ class PrepRec(RecModel):
                         negatives_excluding(domain, rng, u, end, (bs, width - 1)))
                 yield batch
 
-        return Batches(n_batches, _Lazy(gen), n_samples=n_batches * bs)
+        return Batches(n_batches, gen, n_samples=n_batches * bs)
 
     # ------------------------------------------------------------------ maths
     def loss(self, batch: dict) -> torch.Tensor:
@@ -396,12 +396,3 @@ def negatives_excluding(domain, rng: np.random.Generator, users: np.ndarray, end
         neg[bad] = rng.integers(1, domain.n_items + 1, size=int(bad.sum()))
     return neg.astype(np.int64)
 
-
-class _Lazy:
-    """Re-iterable wrapper around a generator function."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __iter__(self):
-        return self.fn()

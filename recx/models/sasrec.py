@@ -88,7 +88,7 @@ class SASRec(RecModel):
                     batch["target_mask"] = torch.from_numpy(idx[:, 1:] >= w_first[sel, None])
                     yield batch
 
-            return Batches(n, _Lazy(gen), n_samples=int((w_end - w_first).sum()))
+            return Batches(n, gen, n_samples=int((w_end - w_first).sum()))
         targets = prefix_samples(domain, users)
         order = rng.permutation(len(targets))
         n = -(-len(order) // bs)
@@ -101,7 +101,7 @@ class SASRec(RecModel):
                 yield self._with_negatives(domain, rng, torch.from_numpy(items.astype(np.int64)),
                                            users=domain.user[pos], last_only=True)
 
-        return Batches(n, _Lazy(gen_prefix), n_samples=len(targets))
+        return Batches(n, gen_prefix, n_samples=len(targets))
 
     def _with_negatives(self, domain, rng, items, users, last_only=False) -> dict:
         batch = {"items": items, "last_only": last_only}
@@ -143,15 +143,6 @@ class SASRec(RecModel):
         h = self.user_state(batch)
         return (h[:, None, :] * self.net.item_emb(cand.to(self.device))).sum(-1)
 
-
-class _Lazy:
-    """Re-iterable wrapper around a generator function."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __iter__(self):
-        return self.fn()
 
 
 class _SeenLookup:

@@ -234,7 +234,7 @@ class StatMLP(RecModel):
                 yield {"user": t(u), "pos": t(e["edge_i"][sel]), "neg": t(neg.astype(np.int64)),
                        "pos_edge": t(e["edge_label"][sel])}
 
-        return Batches(n_batches, _Lazy(gen), n_samples=len(idx))
+        return Batches(n_batches, gen, n_samples=len(idx))
 
     # ------------------------------------------------------------------ maths
     def _pair_edge_codes(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -400,12 +400,3 @@ def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
 def _slices(n: int, step: int) -> list[slice]:
     return [slice(lo, lo + step) for lo in range(0, max(n, 1), step)]
 
-
-class _Lazy:
-    """Re-iterable wrapper around a generator function."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __iter__(self):
-        return self.fn()

@@ -252,7 +252,7 @@ class UniSRec(RecModel):
                                                                   torch.from_numpy(wd))
                 yield batch
 
-        return Batches(n, _Lazy(gen), n_samples=len(targets))
+        return Batches(n, gen, n_samples=len(targets))
 
     # ------------------------------------------------------------------ maths
     def loss(self, batch: dict) -> torch.Tensor:
@@ -447,12 +447,3 @@ def _check_recipes(recipes: dict) -> None:
         if float(r["lr"]) <= 0:
             raise ConfigError(f"model.optim.{phase}.lr={r['lr']} must be positive")
 
-
-class _Lazy:
-    """Re-iterable wrapper around a generator function."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __iter__(self):
-        return self.fn()
