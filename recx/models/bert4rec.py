@@ -153,4 +153,3 @@ class BERT4Rec(RecModel):
         cand = cand.to(self.device)
         emb = self.net.encoder.item_emb(cand)
         return (h[:, None, :] * emb).sum(-1) + self.net.out_bias[cand]
-

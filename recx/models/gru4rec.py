@@ -109,4 +109,3 @@ class GRU4Rec(RecModel):
     def score_candidates(self, batch: SeqBatch, cand: torch.Tensor) -> torch.Tensor:
         h = self.user_state(batch)
         return (h[:, None, :] * self.net.item_emb(cand.to(self.device))).sum(-1)
-

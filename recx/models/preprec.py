@@ -395,4 +395,3 @@ def negatives_excluding(domain, rng: np.random.Generator, users: np.ndarray, end
             break
         neg[bad] = rng.integers(1, domain.n_items + 1, size=int(bad.sum()))
     return neg.astype(np.int64)
-

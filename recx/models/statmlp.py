@@ -399,4 +399,3 @@ def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
 
 def _slices(n: int, step: int) -> list[slice]:
     return [slice(lo, lo + step) for lo in range(0, max(n, 1), step)]
-

@@ -446,4 +446,3 @@ def _check_recipes(recipes: dict) -> None:
                 raise ConfigError(f"model.optim.{phase}.{key}={r[key]} must be positive")
         if float(r["lr"]) <= 0:
             raise ConfigError(f"model.optim.{phase}.lr={r['lr']} must be positive")
-
