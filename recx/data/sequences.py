@@ -68,9 +68,10 @@ def windows_every_position(domain, users: np.ndarray, max_len: int,
 
     Returns (window_end, window_start, first_target): event indices, end exclusive.
     """
-    stride = max_len if stride is None else int(stride)
-    if not 1 <= stride <= max_len:
-        raise ValueError(f"stride must be in 1..{max_len}, got {stride}")
+    # a stride beyond max_len would skip targets: it is capped (short windows, e.g. IDP's)
+    stride = max_len if stride is None else min(int(stride), max_len)
+    if stride < 1:
+        raise ValueError(f"stride must be at least 1, got {stride}")
     starts = domain.indptr[users]
     ends = starts + domain.n_train[users]
     n_targets = ends - starts - 1  # events that have a predecessor

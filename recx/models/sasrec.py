@@ -71,9 +71,8 @@ class SASRec(RecModel):
     def train_batches(self, domain, rng: np.random.Generator, users: np.ndarray) -> Batches:
         bs = int(self.optim["batch_size"])
         if self.optim["sampler"] == "every_position":
-            stride = self.optim.get("stride")  # at most max_len (short windows, e.g. IDP tests)
             w_end, w_start, w_first = windows_every_position(
-                domain, users, self.max_len, min(int(stride), self.max_len) if stride else None)
+                domain, users, self.max_len, self.optim.get("stride"))
             order = rng.permutation(len(w_end))
             n = -(-len(order) // bs)
 
