@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from recx.config.hashing import drop_keys, stable_hash
+from recx.data.filters import code_counts
 from recx.data.scenarios import SPLIT_CODES, TRAIN
 from recx.store import Store, atomic_write_json, is_ready
 
@@ -62,7 +63,7 @@ class DomainData:
                     n_items: int, **kw) -> DomainData:
         user = inter["user"].to_numpy(np.int32)
         indptr = np.zeros(n_users + 2, dtype=np.int64)
-        np.cumsum(np.bincount(user, minlength=n_users + 1), out=indptr[1:])
+        np.cumsum(code_counts(user, minlength=n_users + 1), out=indptr[1:])
         return cls(name=name, data_hash=data_hash, n_users=n_users, n_items=n_items, user=user,
                    item=inter["item"].to_numpy(np.int32), ts=inter["ts"].to_numpy(np.int64),
                    split=inter["split"].to_numpy(np.int8), indptr=indptr, **kw)
@@ -186,22 +187,21 @@ def load_domain(ds, eval_cfg, paths, *, offline: bool = False, progress=None) ->
     files = resolve_raw_files(ds, paths, offline=offline)
     h = data_hash(ds, eval_cfg, raw_identity(ds, files))
     entry = Store(paths.cache).entry("data", ds.name, h)
+    built = None
     if not is_ready(entry):
 
         def build(tmp: Path) -> None:
+            nonlocal built
             log.info("preprocessing %s → %s", ds.name, entry)
             raw = get_reader(ds.reader)(ds, files)
             out = process(raw, ds, eval_cfg)
             out.interactions.to_parquet(tmp / "interactions.parquet", index=False)
             out.items.to_parquet(tmp / "items.parquet", index=False)
             atomic_write_json(tmp / "stats.json", out.stats)
-            atomic_write_json(tmp / "domain.json", {
-                "data_hash": h, "n_users": out.stats["users"], "n_items": out.stats["items"],
-                "text_fields": list(ds.text_fields or []),
-                "time_scale": {k: v for k, v in dict(ds.time_scale).items() if v is not None},
-            })
+            atomic_write_json(tmp / "domain.json", _domain_meta(h, out.stats, ds))
             if "truth" in raw.info:
                 atomic_write_json(tmp / "truth.json", raw.info["truth"])
+            built = out
 
         from omegaconf import OmegaConf
 
@@ -209,7 +209,21 @@ def load_domain(ds, eval_cfg, paths, *, offline: bool = False, progress=None) ->
             "kind": "data", "dataset": ds.name, "data_hash": h,
             "config": OmegaConf.to_container(ds, resolve=True),
         })
-    return DomainData.load(entry, ds.name)
+    if built is None:
+        return DomainData.load(entry, ds.name)
+    # just built: use the frames in memory rather than read the parquet back (a second copy)
+    meta = _domain_meta(h, built.stats, ds)
+    d = DomainData.from_frames(ds.name, h, built.interactions, meta["n_users"],
+                               meta["n_items"], text_fields=meta["text_fields"],
+                               stats=built.stats, path=entry, time_scale=meta["time_scale"])
+    d._items = built.items
+    return d
+
+
+def _domain_meta(data_hash: str, stats: dict, ds) -> dict:
+    return {"data_hash": data_hash, "n_users": stats["users"], "n_items": stats["items"],
+            "text_fields": list(ds.text_fields or []),
+            "time_scale": {k: v for k, v in dict(ds.time_scale).items() if v is not None}}
 
 
 def domain_from_frame(frame: pd.DataFrame, name: str = "memory", *, k_core: int = 0,

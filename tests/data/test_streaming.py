@@ -44,10 +44,12 @@ def test_column_grows_without_losing_data():
     assert col.view()[-1] == 49 + 299 and len(col.view()) == 50 * 300
 
 
-def _reference(frame: pd.DataFrame, k_user: int, k_item: int, min_rating) -> pd.DataFrame:
+def _reference(frame: pd.DataFrame, k_user: int, k_item: int, min_rating,
+               dedup: str = "earliest") -> pd.DataFrame:
     """The processing rules written the slow, obvious way."""
     f = frame.assign(order=np.arange(len(frame)))
-    f = f.sort_values(["user", "item", "ts", "order"]).drop_duplicates(["user", "item"])
+    by = ["user", "item", "ts", "order"] if dedup == "earliest" else ["user", "item", "order"]
+    f = f.sort_values(by).drop_duplicates(["user", "item"])
     f = f.sort_values("order")
     if min_rating is not None:
         f = f[f["rating"] >= min_rating]
@@ -63,15 +65,21 @@ def _reference(frame: pd.DataFrame, k_user: int, k_item: int, min_rating) -> pd.
     return f[["user", "item", "ts", "rating"]].reset_index(drop=True)
 
 
-@pytest.mark.parametrize("min_rating", [None, 3.0])
-def test_mask_based_processing_matches_the_reference(min_rating):
+@pytest.mark.parametrize(("min_rating", "dedup", "parallel"),
+                         [(None, "earliest", False), (3.0, "earliest", False),
+                          (None, "first_row", False), (3.0, "earliest", True),
+                          (None, "first_row", True)])
+def test_mask_based_processing_matches_the_reference(min_rating, dedup, parallel, monkeypatch):
+    if parallel:  # the threaded sort and the blocked dedup, at a size a test can afford
+        monkeypatch.setattr("recx.data.process.SORT_PART_ROWS", 500)
+        monkeypatch.setattr("recx.data.filters.DEDUP_BLOCK_ROWS", 64)
     rng = np.random.default_rng(1)
     n = 6000
     frame = pd.DataFrame({"user": rng.integers(0, 300, n), "item": rng.integers(0, 80, n),
                           "ts": rng.integers(0, 50, n).astype(np.int64),  # many ties
                           "rating": rng.integers(1, 6, n).astype(np.float32)})
     ds = OmegaConf.create({"name": "t", "text_fields": [], "filters": {
-        "dedup": "earliest", "min_rating": min_rating,
+        "dedup": dedup, "min_rating": min_rating,
         "k_core": {"user": 5, "item": 5, "iterative": True}}})
     ev = OmegaConf.create({"scenario": "leave_one_out", "valid_quantile": 0.8,
                            "test_quantile": 0.9, "cold_item_fraction": 0.0})
@@ -79,6 +87,6 @@ def test_mask_based_processing_matches_the_reference(min_rating):
     out = process(raw, ds, ev)
     assert len(raw.interactions) == 0  # consumed: its memory is released during processing
     got = out.interactions[["user", "item", "ts", "rating"]]
-    pd.testing.assert_frame_equal(got, _reference(frame, 5, 5, min_rating))
+    pd.testing.assert_frame_equal(got, _reference(frame, 5, 5, min_rating, dedup))
     kept = process(RawData(frame.copy(), None, {}), ds, ev, keep_input=True)
     pd.testing.assert_frame_equal(kept.interactions, out.interactions)

@@ -22,6 +22,7 @@ import json
 import re
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -289,6 +290,8 @@ def to_seconds(values: pd.Series, unit: str, *, path, column: str, line0: int) -
 
 
 # ------------------------------------------------------------------------------ the sink
+_IDS_POOL = ThreadPoolExecutor(1, thread_name_prefix="recx-ids")  # the item-id encoder
+
 class Sink:
     """Collects interaction chunks into canonical columns (see the module docstring).
 
@@ -349,10 +352,16 @@ class Sink:
                                   column=e.column) from None
 
     def _add(self, frame, line0: int) -> None:
-        self.users.add(_col(frame, self.user), path=self.path, line0=line0,
-                       column=self.roles.get("user", self.user), role="user")
-        self.items.add(_col(frame, self.item), path=self.path, line0=line0,
-                       column=self.roles.get("item", self.item), role="item")
+        # users and items are encoded side by side: their dictionary merges (pyarrow hashing,
+        # which releases the GIL) are the costliest step of reading and fall on the same chunks
+        item_job = _IDS_POOL.submit(self.items.add, _col(frame, self.item), path=self.path,
+                                 line0=line0, column=self.roles.get("item", self.item),
+                                 role="item")
+        try:
+            self.users.add(_col(frame, self.user), path=self.path, line0=line0,
+                           column=self.roles.get("user", self.user), role="user")
+        finally:
+            item_job.result()
         col = _col(frame, self.ts)
         ts = _fast_seconds(col, self.unit)
         if ts is None:
@@ -390,8 +399,8 @@ class Sink:
 
     def finish(self, items: pd.DataFrame | None = None, info: dict | None = None) -> RawData:
         # one column at a time, each list of chunks freed as soon as it is joined
-        cols = {"user": self.users.finish(), "item": self.items.finish(),
-                "ts": self.ts_col.view()}
+        item_job = _IDS_POOL.submit(self.items.finish)
+        cols = {"user": self.users.finish(), "item": item_job.result(), "ts": self.ts_col.view()}
         if self.rating:
             cols["rating"] = self.rating_col.view()
         frame = pd.DataFrame(cols, copy=False)
