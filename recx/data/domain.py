@@ -195,7 +195,10 @@ def load_domain(ds, eval_cfg, paths, *, offline: bool = False, progress=None) ->
             log.info("preprocessing %s → %s", ds.name, entry)
             raw = get_reader(ds.reader)(ds, files)
             out = process(raw, ds, eval_cfg)
-            out.interactions.to_parquet(tmp / "interactions.parquet", index=False)
+            # plain encoding: a dictionary attempt on 10M-row id columns costs ~40 % more
+            # time and ~60 MiB more peak memory for a ~20 % smaller file
+            out.interactions.to_parquet(tmp / "interactions.parquet", index=False,
+                                        use_dictionary=False)
             out.items.to_parquet(tmp / "items.parquet", index=False)
             atomic_write_json(tmp / "stats.json", out.stats)
             atomic_write_json(tmp / "domain.json", _domain_meta(h, out.stats, ds))

@@ -44,6 +44,24 @@ def test_column_grows_without_losing_data():
     assert col.view()[-1] == 49 + 299 and len(col.view()) == 50 * 300
 
 
+def test_json_lines_longer_than_a_block_are_read_whole(tmp_path, monkeypatch):
+    import json
+
+    from recx.data.readers import common
+
+    monkeypatch.setattr(common, "JSON_BLOCK", 256)  # the reader retries with bigger blocks
+    rows = [{"u": f"u{k % 3}", "i": f"i{k}", "t": 1000 + k, "text": "x" * (40 if k else 5000)}
+            for k in range(40)]
+    path = tmp_path / "long.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sink = common.Sink(path, user="u", item="i", ts="t", unit="s")
+    common.scan_json(path, sink, {"u": pa.string(), "i": pa.string(), "t": pa.int64()})
+    raw = sink.finish()
+    assert raw.info["rows"] == 40
+    assert raw.interactions["ts"].tolist() == [1000 + k for k in range(40)]
+    assert raw.interactions["item"].astype(str).tolist() == [f"i{k}" for k in range(40)]
+
+
 def _reference(frame: pd.DataFrame, k_user: int, k_item: int, min_rating,
                dedup: str = "earliest") -> pd.DataFrame:
     """The processing rules written the slow, obvious way."""
