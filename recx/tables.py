@@ -82,7 +82,7 @@ def write_metrics(rows: list[dict], run_dir: Path, title: str = "metrics",
     frame = to_frame(rows)
     atomic_write_text(run_dir / "metrics.csv", frame.to_csv(index=False))
     ok = [r for r in rows if r.get("status", "ok") == "ok"]
-    cols = display_columns(ok) + ["protocol"]
+    cols = [*display_columns(ok), "protocol"]
     md = markdown(to_frame(ok), cols) if ok else "(no rows)\n"
     if any("sampled" in str(r.get("protocol", "")) for r in ok):
         md = f"> {SAMPLED_BANNER}\n\n" + md

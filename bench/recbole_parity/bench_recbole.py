@@ -51,7 +51,8 @@ def run_recbole(args, work: Path) -> dict:
            str(work / "rb_data"), "--out", str(out), "--seed", "2020"]
     if args.recbole_epochs:
         cmd += ["--epochs", str(args.recbole_epochs)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads),
+           "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
     t0 = time.time()
     subprocess.run(cmd, cwd=work, env=env, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)

@@ -108,9 +108,9 @@ def validate(cfg) -> None:
             if not list(ds.get("text_fields") or []):
                 problems.append(f"{model.name} needs item text but {key} ({ds.name}) has no "
                                 f"text_fields; set {key}.text_fields or pick a dataset with text")
-    if "source" in cfg and stage in ("pretrain", "transfer", "finetune", "interpolate"):
-        if not cfg.source:
-            problems.append("source is empty; pick at least one: source=synth_a")
+    if ("source" in cfg and stage in ("pretrain", "transfer", "finetune", "interpolate")
+            and not cfg.source):
+        problems.append("source is empty; pick at least one: source=synth_a")
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems),
                           hint="fix the overrides listed above")

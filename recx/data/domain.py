@@ -147,7 +147,7 @@ class DomainData:
         if fraction >= 1.0:
             return users
         rng = np.random.default_rng([seed, int(self.data_hash[:8], 16)])
-        k = max(1, int(round(fraction * len(users))))
+        k = max(1, round(fraction * len(users)))
         return np.sort(rng.choice(users, size=k, replace=False))
 
 

@@ -8,11 +8,12 @@ copying whole frames between steps.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
 from recx.errors import ConfigError
-
 
 COUNT_SLICE = 1 << 20  # rows per bincount call (it casts its input to int64: 8 bytes a row)
 
@@ -74,7 +75,7 @@ def dedup_sorted_mask(user: np.ndarray, item: np.ndarray, rows: np.ndarray | Non
     bounds = np.concatenate([[0], cuts, [n]])
     n_items = int(item.max()) + 1
     drop = np.zeros(n, dtype=bool)
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+    for a, b in itertools.pairwise(bounds):
         keys = (user[a:b].astype(np.int64) - int(user[a])) * n_items + item[a:b]
         s = pd.Series(keys, copy=False)
         if how == "earliest":

@@ -84,6 +84,29 @@ def windows_every_position(domain, users: np.ndarray, max_len: int,
     return w_end, w_start, first_target
 
 
+def window_batches(domain, rng: np.random.Generator, users: np.ndarray, max_len: int,
+                   stride: int | None, batch_size: int):
+    """The windows of `windows_every_position` in shuffled batches (SASRec's, GRU4Rec's).
+
+    Returns (number of batches, a generator function, number of targets); each batch is
+    (items [B, max_len + 1] int64 with 0 padding, target_mask [B, max_len]: which next-item
+    targets carry loss, users [B]). The shuffle is drawn now, so `rng` is used in call order.
+    """
+    w_end, w_start, w_first = windows_every_position(domain, users, max_len, stride)
+    order = rng.permutation(len(w_end))
+    n = -(-len(order) // batch_size)
+
+    def batches():
+        for b in range(n):
+            sel = order[b * batch_size:(b + 1) * batch_size]
+            idx = gather_windows(domain, w_end[sel], w_start[sel], max_len + 1)
+            items = np.where(idx >= 0, domain.item[np.maximum(idx, 0)], 0).astype(np.int64)
+            # only targets at or after the window's first target carry loss
+            yield items, idx[:, 1:] >= w_first[sel, None], domain.user[w_end[sel] - 1]
+
+    return n, batches, int((w_end - w_first).sum())
+
+
 def gather_windows(domain, w_end: np.ndarray, w_start: np.ndarray, width: int):
     """Right-aligned windows [B, width] of event indices (-1 = padding)."""
     idx = w_end[:, None] - width + np.arange(width)[None, :]
@@ -98,3 +121,23 @@ def prefix_samples(domain, users: np.ndarray) -> np.ndarray:
     lens = np.maximum(n - 1, 0)
     offs = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
     return np.repeat(starts + 1, lens) + offs
+
+
+def prefix_batches(domain, rng: np.random.Generator, users: np.ndarray, max_len: int,
+                   batch_size: int):
+    """The samples of `prefix_samples` in shuffled batches.
+
+    Returns (number of batches, a generator function, number of samples); each batch is
+    (history [B, max_len] int64, left-padded; target event indices [B]). The shuffle is drawn
+    now, so `rng` is used in call order.
+    """
+    targets = prefix_samples(domain, users)
+    order = rng.permutation(len(targets))
+    n = -(-len(order) // batch_size)
+
+    def batches():
+        for b in range(n):
+            pos = targets[order[b * batch_size:(b + 1) * batch_size]]
+            yield domain.history_windows(pos, max_len)[0], pos
+
+    return n, batches, len(targets)

@@ -83,7 +83,8 @@ class Evaluator:
         if ev.candidates not in ("full", "sampled"):
             raise ConfigError(f"eval.candidates={ev.candidates!r}", hint="use full or sampled")
         if ev.ties not in ("pessimistic", "random", "optimistic"):
-            raise ConfigError(f"eval.ties={ev.ties!r}", hint="use pessimistic, random or optimistic")
+            raise ConfigError(f"eval.ties={ev.ties!r}",
+                              hint="use pessimistic, random or optimistic")
 
     @property
     def protocol(self) -> str:
@@ -240,7 +241,7 @@ class Evaluator:
             elif name == "cold_target":
                 out[name] = counts[res.targets] == 0
             elif name in ("long_tail", "head"):
-                n_head = max(1, int(round(0.2 * self.domain.n_items)))
+                n_head = max(1, round(0.2 * self.domain.n_items))
                 order = np.argsort(-counts[1:], kind="stable") + 1
                 head = np.zeros_like(counts, dtype=bool)
                 head[order[:n_head]] = True

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recx.data.sequences import SeqBatch, prefix_samples
+from recx.data.sequences import SeqBatch, prefix_batches
 from recx.errors import ConfigError
 from recx.models.base import Batches, Capabilities, RecModel
 from recx.models.modules.bert4rec_net import BERT4RecNet
@@ -120,17 +120,13 @@ class BERT4Rec(RecModel):
 
     def train_batches(self, domain, rng: np.random.Generator, users: np.ndarray) -> Batches:
         bs = int(self.optim["batch_size"])
-        targets = prefix_samples(domain, users)
-        order = rng.permutation(len(targets))
-        n = -(-len(order) // bs)
+        n, prefixes, n_samples = prefix_batches(domain, rng, users, self.max_len, bs)
 
         def gen():
-            for b in range(n):
-                pos = targets[order[b * bs:(b + 1) * bs]]
-                hist, _ = domain.history_windows(pos, self.max_len)  # the prefix before pos
+            for hist, _ in prefixes():  # the prefix before each target, itself masked
                 yield self.mask_batch(hist, rng)
 
-        return Batches(n, gen, n_samples=len(targets))
+        return Batches(n, gen, n_samples=n_samples)
 
     # ------------------------------------------------------------------ maths
     def loss(self, batch: dict) -> torch.Tensor:

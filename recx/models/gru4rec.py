@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recx.data.sequences import SeqBatch, gather_windows, prefix_samples, windows_every_position
+from recx.data.sequences import SeqBatch, prefix_batches, window_batches
 from recx.errors import ConfigError
 from recx.models.base import Batches, Capabilities, RecModel
 from recx.models.modules.gru4rec_net import GRU4RecNet
@@ -61,32 +61,23 @@ class GRU4Rec(RecModel):
     def train_batches(self, domain, rng: np.random.Generator, users: np.ndarray) -> Batches:
         bs = int(self.optim["batch_size"])
         if self.optim["sampler"] == "every_position":
-            w_end, w_start, w_first = windows_every_position(
-                domain, users, self.max_len, self.optim.get("stride"))
-            order = rng.permutation(len(w_end))
-            n = -(-len(order) // bs)
+            n, windows, n_samples = window_batches(domain, rng, users, self.max_len,
+                                                   self.optim.get("stride"), bs)
 
             def gen_windows():
-                for b in range(n):
-                    sel = order[b * bs:(b + 1) * bs]
-                    idx = gather_windows(domain, w_end[sel], w_start[sel], self.max_len + 1)
-                    items = np.where(idx >= 0, domain.item[np.maximum(idx, 0)], 0)
-                    yield {"items": torch.from_numpy(items.astype(np.int64)),
-                           "target_mask": torch.from_numpy(idx[:, 1:] >= w_first[sel, None])}
+                for items, target_mask, _ in windows():
+                    yield {"items": torch.from_numpy(items),
+                           "target_mask": torch.from_numpy(target_mask)}
 
-            return Batches(n, gen_windows, n_samples=int((w_end - w_first).sum()))
-        targets = prefix_samples(domain, users)
-        order = rng.permutation(len(targets))
-        n = -(-len(order) // bs)
+            return Batches(n, gen_windows, n_samples=n_samples)
+        n, prefixes, n_samples = prefix_batches(domain, rng, users, self.max_len, bs)
 
         def gen_prefix():
-            for b in range(n):
-                pos = targets[order[b * bs:(b + 1) * bs]]
-                hist, _ = domain.history_windows(pos, self.max_len)
+            for hist, pos in prefixes():
                 yield {"history": torch.from_numpy(hist),
                        "target": torch.from_numpy(domain.item[pos].astype(np.int64))}
 
-        return Batches(n, gen_prefix, n_samples=len(targets))
+        return Batches(n, gen_prefix, n_samples=n_samples)
 
     # ------------------------------------------------------------------ maths
     def loss(self, batch: dict) -> torch.Tensor:

@@ -13,12 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recx.data.sequences import (
-    SeqBatch,
-    gather_windows,
-    prefix_samples,
-    windows_every_position,
-)
+from recx.data.sequences import SeqBatch, prefix_batches, window_batches
 from recx.errors import ConfigError
 from recx.models.base import Batches, Capabilities, RecModel, uniform_negatives
 from recx.models.modules.sasrec_net import SASRecNet
@@ -71,36 +66,26 @@ class SASRec(RecModel):
     def train_batches(self, domain, rng: np.random.Generator, users: np.ndarray) -> Batches:
         bs = int(self.optim["batch_size"])
         if self.optim["sampler"] == "every_position":
-            w_end, w_start, w_first = windows_every_position(
-                domain, users, self.max_len, self.optim.get("stride"))
-            order = rng.permutation(len(w_end))
-            n = -(-len(order) // bs)
+            n, windows, n_samples = window_batches(domain, rng, users, self.max_len,
+                                                   self.optim.get("stride"), bs)
 
             def gen():
-                for b in range(n):
-                    sel = order[b * bs:(b + 1) * bs]
-                    idx = gather_windows(domain, w_end[sel], w_start[sel], self.max_len + 1)
-                    items = np.where(idx >= 0, domain.item[np.maximum(idx, 0)], 0)
-                    batch = self._with_negatives(domain, rng, torch.from_numpy(
-                        items.astype(np.int64)), users=domain.user[w_end[sel] - 1])
-                    # only targets at or after the window's first target carry loss
-                    batch["target_mask"] = torch.from_numpy(idx[:, 1:] >= w_first[sel, None])
+                for items, target_mask, batch_users in windows():
+                    batch = self._with_negatives(domain, rng, torch.from_numpy(items),
+                                                 users=batch_users)
+                    batch["target_mask"] = torch.from_numpy(target_mask)
                     yield batch
 
-            return Batches(n, gen, n_samples=int((w_end - w_first).sum()))
-        targets = prefix_samples(domain, users)
-        order = rng.permutation(len(targets))
-        n = -(-len(order) // bs)
+            return Batches(n, gen, n_samples=n_samples)
+        n, prefixes, n_samples = prefix_batches(domain, rng, users, self.max_len, bs)
 
         def gen_prefix():
-            for b in range(n):
-                pos = targets[order[b * bs:(b + 1) * bs]]
-                hist, _ = domain.history_windows(pos, self.max_len)
+            for hist, pos in prefixes():
                 items = np.concatenate([hist, domain.item[pos][:, None]], axis=1)
                 yield self._with_negatives(domain, rng, torch.from_numpy(items.astype(np.int64)),
                                            users=domain.user[pos], last_only=True)
 
-        return Batches(n, gen_prefix, n_samples=len(targets))
+        return Batches(n, gen_prefix, n_samples=n_samples)
 
     def _with_negatives(self, domain, rng, items, users, last_only=False) -> dict:
         batch = {"items": items, "last_only": last_only}

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recx.data.sequences import SeqBatch, prefix_samples
+from recx.data.sequences import SeqBatch, prefix_batches
 from recx.errors import ConfigError
 from recx.models.base import Batches, Capabilities, RecModel
 from recx.models.modules.unisrec_net import UniSRecNet
@@ -230,18 +230,14 @@ class UniSRec(RecModel):
         """One sample per training prefix (RecBole's scheme), shuffled; in the pretrain phase
         each batch also carries the augmented view."""
         bs = int(self.optim["batch_size"])
-        targets = prefix_samples(domain, users)
-        order = rng.permutation(len(targets))
-        n = -(-len(order) // bs)
+        n, prefixes, n_samples = prefix_batches(domain, rng, users, self.max_len, bs)
         augment = self.phase == "pretrain" and self.lambda_ss > 0
         if augment and self.aug_item_drop_prob < 1.0:
             self._table(domain, "word_drop")  # build (or load) the word-drop view up front
         data_hash = domain.data_hash
 
         def gen():
-            for b in range(n):
-                pos = targets[order[b * bs:(b + 1) * bs]]
-                hist, _ = domain.history_windows(pos, self.max_len)
+            for hist, pos in prefixes():
                 batch = {"items": torch.from_numpy(hist),
                          "targets": torch.from_numpy(domain.item[pos].astype(np.int64)),
                          "data_hash": data_hash}
@@ -252,7 +248,7 @@ class UniSRec(RecModel):
                                                                   torch.from_numpy(wd))
                 yield batch
 
-        return Batches(n, gen, n_samples=len(targets))
+        return Batches(n, gen, n_samples=n_samples)
 
     # ------------------------------------------------------------------ maths
     def loss(self, batch: dict) -> torch.Tensor:

@@ -154,7 +154,8 @@ def evaluate_rows(ctx: Context, net, domain: DomainData, splits=("valid", "test"
                   sample_valid: bool = False, **fields) -> list[dict]:
     """Evaluate model `net` on `domain` (already fitted to it) with the configured protocol;
     `sample_valid` ranks only the model's early-stopping sample of validation users
-    (`valid_sample`; rows say how many in n_users). Under torchrun only rank 0 evaluates; the other ranks return no rows."""
+    (`valid_sample`; rows say how many in n_users). Under torchrun only rank 0 evaluates; the
+    other ranks return no rows."""
     from recx.train import distributed as D
 
     if not D.is_main():

@@ -109,7 +109,8 @@ def run(ctx) -> StageResult:
     if not steps:
         from recx.errors import ConfigError
 
-        raise ConfigError("the plan has no steps", hint="pick an experiment: experiment=run_default")
+        raise ConfigError("the plan has no steps",
+                          hint="pick an experiment: experiment=run_default")
     rows: list[dict] = []
     t0 = time.time()
     for n, step in enumerate(steps, 1):

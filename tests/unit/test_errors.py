@@ -70,7 +70,7 @@ def test_non_numeric_timestamp_names_line_and_column(tmp_path):
 
 
 def test_empty_file(tmp_path):
-    with pytest.raises(DataFormatError, match="clicks.csv: the file is empty"):
+    with pytest.raises(DataFormatError, match=r"clicks\.csv: the file is empty"):
         run_custom(tmp_path, "")
     with pytest.raises(DataFormatError, match="no interactions"):
         run_custom(tmp_path, "uid,sku,ts\n")
@@ -93,7 +93,7 @@ def test_negative_batch_size(tmp_path):
 
 def test_misspelt_model_key(tmp_path):
     cfg = compose("train", ["model=sasrec", "dataset=tiny", "+model.hiden=3"], root=tmp_path)
-    with pytest.raises(ConfigError, match="model.hiden is not a parameter of SASRec; valid:"):
+    with pytest.raises(ConfigError, match=r"model\.hiden is not a parameter of SASRec; valid:"):
         execute(cfg, tmp_path / "run")
 
 

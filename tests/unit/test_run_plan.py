@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import compose
-
 from recx.stages.run import plan_steps
+from tests.conftest import compose
 
 
 def test_plan_steps_with_per_model_overrides(tmp_path):

@@ -75,7 +75,7 @@ def attention_mask(items: torch.Tensor, causal: bool) -> torch.Tensor:
     Every query may attend to itself, so left-padded rows never see an all-masked row (whose
     softmax would be NaN); outputs at padding positions are ignored downstream.
     """
-    b, length = items.shape
+    length = items.shape[1]
     keys = (items > 0)[:, None, None, :]
     eye = torch.eye(length, dtype=torch.bool, device=items.device)
     mask = keys | eye
