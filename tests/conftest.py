@@ -42,6 +42,26 @@ def compose(config_name: str, overrides: list[str] | None = None, root: Path | N
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Two torch threads on a shared 2-core machine oversubscribe it badly; one is faster.
+    Modules that train use it with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def run_stage(tmp_path: Path, stage: str, *overrides: str):
+    """Compose and execute one stage under tmp_path, each call in a fresh run directory."""
+    from recx.stages import execute
+
+    cfg = compose(stage, list(overrides), root=tmp_path)
+    return execute(cfg, tmp_path / "runs" / f"{stage}_{len(list(tmp_path.glob('runs/*')))}")
+
+
+@pytest.fixture
 def make_csv(tmp_path):
     def _make(rows, name="inter.csv", header="user,item,ts"):
         path = tmp_path / name

@@ -45,13 +45,7 @@ COLOURS = ["red", "green", "blue", "black", "white"]
 THINGS = ["mug", "pan", "lamp", "desk", "sofa", "vase", "rug"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two torch threads on a shared 2-core machine oversubscribe it badly; one is faster."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def text_env(tmp_path, dim=DIM, seed=0):

@@ -8,24 +8,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recx.stages import execute
-from tests.conftest import compose
+from tests.conftest import run_stage
 
 SMALL = ["model.backbone.hidden=8", "model.backbone.inner=8", "text=hashing",
          "model.cdim.optim.epochs=2", "train=fast"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def stage(tmp_path, name, *over):
-    cfg = compose(name, ["model=idp", *over], root=tmp_path)
-    return execute(cfg, tmp_path / "runs" / f"{name}_{len(list(tmp_path.glob('runs/*')))}")
+    return run_stage(tmp_path, name, "model=idp", *over)
 
 
 def test_pretrain_transfer_and_cold_finetune(tmp_path, monkeypatch):

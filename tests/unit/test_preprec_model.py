@@ -24,13 +24,7 @@ from recx.train.loop import make_optimizer
 DAY = 86400
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two torch threads on a shared 2-core machine oversubscribe it badly; one is faster."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def lifecycle_domain(seed: int, n_items=200, n_users=300, n_events=20, span=400.0, life=30.0,

@@ -27,13 +27,7 @@ from recx.train.loop import make_optimizer
 SMALL = {"plm_size": 16, "hidden": 12, "inner": 8, "heads": 2, "n_experts": 3}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two torch threads on a shared 2-core machine oversubscribe it badly; one is faster."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def text_domain(tmp_path, name="shop", n_users=12, n_items=9, seed=0, dim=16):

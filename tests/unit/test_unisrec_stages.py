@@ -7,23 +7,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recx.stages import execute
-from tests.conftest import compose
+from tests.conftest import compose, run_stage
 
 SMALL = ["model.hidden=16", "model.inner=16", "text=hashing"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def stage(tmp_path, name, *over):
-    cfg = compose(name, ["model=unisrec", *over], root=tmp_path)
-    return execute(cfg, tmp_path / "runs" / f"{name}_{len(list(tmp_path.glob('runs/*')))}")
+    return run_stage(tmp_path, name, "model=unisrec", *over)
 
 
 def test_pretrain_transfer_and_both_finetune_modes(tmp_path, monkeypatch):
