@@ -204,6 +204,8 @@ class IdCodes:
         self.parts = [(0, self.codes.n, 0)] if self.codes.n else []
         self.dicts = [enc.dictionary]
         self.global_len = self.n_dict = len(enc.dictionary)
+        del allu, enc, gidx, dicts
+        release_memory()  # the merge's temporaries (a few merges per file, tens of MiB each)
 
     def finish(self) -> pd.Categorical:
         if not self.dicts:
@@ -400,6 +402,7 @@ class Sink:
 
     def finish(self, items: pd.DataFrame | None = None, info: dict | None = None) -> RawData:
         # one column at a time, each list of chunks freed as soon as it is joined
+        release_memory()  # what reading freed, before the id dictionaries are merged
         item_job = _IDS_POOL.submit(self.items.finish)
         cols = {"user": self.users.finish(), "item": item_job.result(), "ts": self.ts_col.view()}
         if self.rating:
@@ -418,8 +421,8 @@ class Sink:
 
 
 def release_memory() -> None:
-    """Hand memory freed by the chunked reading back to the OS: pyarrow's allocator keeps a
-    cache, and glibc keeps freed chunk-sized blocks in its heap; both would otherwise count
+    """Hand freed memory back to the OS: pyarrow's allocator keeps a cache, and glibc keeps
+    freed blocks of up to 32 MiB in its heaps (one per thread); both would otherwise count
     against the peak of the processing that follows."""
     pa.default_memory_pool().release_unused()
     if _LIBC is not None:
