@@ -293,8 +293,6 @@ def to_seconds(values: pd.Series, unit: str, *, path, column: str, line0: int) -
 
 
 # ------------------------------------------------------------------------------ the sink
-_IDS_POOL = ThreadPoolExecutor(1, thread_name_prefix="recx-ids")  # the item-id encoder
-
 class Sink:
     """Collects interaction chunks into canonical columns (see the module docstring).
 
@@ -313,9 +311,23 @@ class Sink:
         self.ts_offset, self.ts_offset_scale = ts_offset, ts_offset_scale
         self.rating, self.text_cols, self.transform = rating, list(text or []), transform
         self.roles = roles or {}
+        self._pool: ThreadPoolExecutor | None = None
         self.reset()
 
+    def _item_pool(self) -> ThreadPoolExecutor:
+        """The thread that encodes item ids; one per Sink (a module-level pool would not
+        survive a fork: its worker thread does not exist in the child)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="recx-item-ids")
+        return self._pool
+
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
     def reset(self) -> None:
+        self._close_pool()
         self.users, self.items = IdCodes(), IdCodes()
         self.ts_col = Column(np.int64)
         self.rating_col = Column(np.float32)
@@ -357,14 +369,16 @@ class Sink:
     def _add(self, frame, line0: int) -> None:
         # users and items are encoded side by side: their dictionary merges (pyarrow hashing,
         # which releases the GIL) are the costliest step of reading and fall on the same chunks
-        item_job = _IDS_POOL.submit(self.items.add, _col(frame, self.item), path=self.path,
-                                 line0=line0, column=self.roles.get("item", self.item),
-                                 role="item")
+        item_job = self._item_pool().submit(
+            self.items.add, _col(frame, self.item), path=self.path, line0=line0,
+            column=self.roles.get("item", self.item), role="item")
         try:
             self.users.add(_col(frame, self.user), path=self.path, line0=line0,
                            column=self.roles.get("user", self.user), role="user")
-        finally:
-            item_job.result()
+        except BaseException:
+            item_job.exception()  # wait for it; the user id error is the one reported
+            raise
+        item_job.result()
         col = _col(frame, self.ts)
         ts = _fast_seconds(col, self.unit)
         if ts is None:
@@ -403,8 +417,9 @@ class Sink:
     def finish(self, items: pd.DataFrame | None = None, info: dict | None = None) -> RawData:
         # one column at a time, each list of chunks freed as soon as it is joined
         release_memory()  # what reading freed, before the id dictionaries are merged
-        item_job = _IDS_POOL.submit(self.items.finish)
+        item_job = self._item_pool().submit(self.items.finish)
         cols = {"user": self.users.finish(), "item": item_job.result(), "ts": self.ts_col.view()}
+        self._close_pool()
         if self.rating:
             cols["rating"] = self.rating_col.view()
         frame = pd.DataFrame(cols, copy=False)
