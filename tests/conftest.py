@@ -75,3 +75,14 @@ def timeline_frame(events: dict[str, list[tuple[str, int]]]) -> pd.DataFrame:
     """{user: [(item, ts), ...]} → a raw interactions frame in the given order."""
     rows = [(u, i, t) for u, evs in events.items() for i, t in evs]
     return pd.DataFrame(rows, columns=["user", "item", "ts"]).astype({"ts": np.int64})
+
+
+def random_domain(name: str, n_users: int, n_items: int, length: int, seed: int = 0):
+    """A domain of `n_users` users with `length` uniformly drawn items each, at t = 0, 1, ...:
+    no signal, for tests of the machinery (batching, devices, sampling), not of accuracy."""
+    from recx.data.domain import domain_from_frame
+
+    rng = np.random.default_rng(seed)
+    events = {f"u{u}": [(f"i{int(rng.integers(0, n_items))}", t) for t in range(length)]
+              for u in range(n_users)}
+    return domain_from_frame(timeline_frame(events), name)

@@ -9,13 +9,12 @@ import torch
 from omegaconf import OmegaConf
 
 from recx.config.schema import EvalSchema, TrainSchema
-from recx.data.domain import domain_from_frame
 from recx.eval.evaluator import Evaluator
 from recx.eval.topk import dot_topk, reference_topk, select_topk
 from recx.models.sasrec import SASRec
 from recx.stages.common import score_fn
 from recx.train.loop import fit
-from tests.conftest import timeline_frame
+from tests.conftest import random_domain
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -23,10 +22,7 @@ pytestmark = [pytest.mark.gpu,
 
 @pytest.fixture(scope="module")
 def domain():
-    rng = np.random.default_rng(0)
-    events = {f"u{u}": [(f"i{int(rng.integers(0, 200))}", t) for t in range(30)]
-              for u in range(300)}
-    return domain_from_frame(timeline_frame(events), "gpu")
+    return random_domain("gpu", 300, 200, 30)
 
 
 def test_bf16_topk_on_gpu_equals_the_stable_sort():

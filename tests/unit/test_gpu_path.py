@@ -10,21 +10,17 @@ import torch
 from omegaconf import OmegaConf
 
 from recx.config.schema import EvalSchema, TrainSchema
-from recx.data.domain import domain_from_frame
 from recx.errors import ConfigError
 from recx.eval.evaluator import Evaluator
 from recx.models.gru4rec import GRU4Rec
 from recx.train import distributed as D
 from recx.train.loop import _amp, fit, to_device
-from tests.conftest import timeline_frame
+from tests.conftest import random_domain
 
 
 @pytest.fixture(scope="module")
 def domain():
-    rng = np.random.default_rng(0)
-    events = {f"u{u}": [(f"i{int(rng.integers(0, 30))}", t) for t in range(12)]
-              for u in range(40)}
-    return domain_from_frame(timeline_frame(events), "gpu_path")
+    return random_domain("gpu_path", 40, 30, 12)
 
 
 def train_cfg(**kw):

@@ -8,19 +8,15 @@ import torch
 from omegaconf import OmegaConf
 
 from recx.config.schema import EvalSchema
-from recx.data.domain import domain_from_frame
 from recx.eval.evaluator import Evaluator
 from recx.models.statmlp import StatMLP
 from recx.stages.common import valid_sample
-from tests.conftest import timeline_frame
+from tests.conftest import random_domain
 
 
 @pytest.fixture(scope="module")
 def domain():
-    rng = np.random.default_rng(0)
-    events = {f"u{u}": [(f"i{int(rng.integers(0, 30))}", t) for t in range(12)]
-              for u in range(40)}
-    return domain_from_frame(timeline_frame(events), "valid_sample")
+    return random_domain("valid_sample", 40, 30, 12)
 
 
 def test_sampled_validation_ranks_the_same_subset_of_full_results(domain, tmp_path):
