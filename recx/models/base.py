@@ -8,7 +8,7 @@ embeddings and Pop counts are rebuilt on the target; the weights stay).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,16 +31,16 @@ class Capabilities:
 
 class Batches:
     """A sized iterable of training batches (the loop needs the length for progress and ETA).
-    `make` is an iterable or a generator function (called anew on every iteration)."""
+    `make` is a generator function, called anew on every iteration."""
 
-    def __init__(self, n: int, make: Iterable | Callable[[], Iterator], n_samples: int = 0):
+    def __init__(self, n: int, make: Callable[[], Iterator], n_samples: int = 0):
         self.n, self._make, self.n_samples = n, make, n_samples
 
     def __len__(self) -> int:
         return self.n
 
     def __iter__(self) -> Iterator:
-        return iter(self._make() if callable(self._make) else self._make)
+        return self._make()
 
 
 class RecModel(nn.Module):

@@ -99,7 +99,6 @@ def run(ctx) -> StageResult:
         model.fit_inputs(d)
         # the source's validation, on the early-stopping sample when one is set
         rows += evaluate_rows(ctx, model, d, splits=("valid",), sample_valid=True,
-                              setting="pretrain",
-                              model=cls.name, source=skey, ckpt_hash=h,
+                              setting="pretrain", model=cls.name, source=skey, ckpt_hash=h,
                               paper_compat=active_compat(model))
     return StageResult(rows, title=f"{cls.name} pretrained on {skey} (source validation)")
