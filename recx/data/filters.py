@@ -37,10 +37,6 @@ def count_unique(codes: np.ndarray, mask: np.ndarray | None = None) -> int:
     return int(np.count_nonzero(code_counts(codes, mask)))
 
 
-def counts(frame: pd.DataFrame) -> dict:
-    return counts_arrays(frame["user"].to_numpy(), frame["item"].to_numpy())
-
-
 def counts_arrays(user: np.ndarray, item: np.ndarray, mask: np.ndarray | None = None) -> dict:
     """Users, items and interactions of the rows selected by `mask` (all when None)."""
     n = len(user) if mask is None else int(np.count_nonzero(mask))
@@ -118,12 +114,6 @@ def min_rating_mask(rating: np.ndarray | None, threshold: float | None) -> np.nd
                           hint="map dataset.columns.rating=<column> or set "
                           "dataset.filters.min_rating=null")
     return rating >= threshold
-
-
-def min_rating(frame: pd.DataFrame, threshold: float | None) -> pd.DataFrame:
-    keep = min_rating_mask(frame["rating"].to_numpy() if "rating" in frame.columns else None,
-                           threshold)
-    return frame if keep is None else frame[keep].reset_index(drop=True)
 
 
 def k_core_mask(u: np.ndarray, i: np.ndarray, k_user: int, k_item: int,
