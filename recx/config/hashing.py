@@ -29,9 +29,13 @@ def drop_keys(tree: dict, keys) -> dict:
     return {k: v for k, v in tree.items() if k not in set(keys)}
 
 
-def file_sha256(path, chunk: int = 1 << 20) -> str:
+def file_sha256(path, chunk: int = 1 << 20, abort=None) -> str:
+    """sha256 of a file's bytes; `abort` (a threading.Event) stops a hash running beside work
+    that failed (hashlib releases the GIL, so a thread hashes while another reads)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
+            if abort is not None and abort.is_set():
+                raise InterruptedError(f"hashing {path} was abandoned")
             h.update(block)
     return h.hexdigest()

@@ -165,36 +165,55 @@ def data_hash(ds, eval_cfg, raw_identity: dict) -> str:
     return stable_hash(tree, split, raw_identity, CACHE_VERSION, extra)
 
 
-def raw_identity(ds, files) -> dict:
+def raw_identity(ds, files, abort=None) -> dict:
     """Content identity of the raw inputs: pinned sha256 where configured, else computed."""
     from recx.data.download import sha256_cached
 
-    pinned = {str(k): v for k, v in (ds.origin.files or {}).items() if v}
+    pinned = _pinned(ds)
     ident = {}
-    for p in files.all_paths() if (ds.path or ds.raw_dir) else []:
-        ident[p.name] = pinned.get(p.name) or sha256_cached(p)
-    if not ident:
-        ident = pinned
-    return ident
+    for p in _identity_paths(ds, files):
+        ident[p.name] = pinned.get(p.name) or sha256_cached(p, abort=abort)
+    return ident or pinned
+
+
+def _pinned(ds) -> dict:
+    return {str(k): v for k, v in (ds.origin.files or {}).items() if v}
+
+
+def _identity_paths(ds, files) -> list[Path]:
+    return files.all_paths() if (ds.path or ds.raw_dir) else []
+
+
+def _unhashed(ds, files) -> bool:
+    from recx.data.download import sha256_known
+
+    pinned = _pinned(ds)
+    return any(p.name not in pinned and not sha256_known(p) for p in _identity_paths(ds, files))
 
 
 def load_domain(ds, eval_cfg, paths, *, offline: bool = False, progress=None) -> DomainData:
     """Return the processed domain for dataset config `ds`, building the cache entry on a miss."""
     from recx.data.download import resolve_raw_files
-    from recx.data.formats import get_reader
-    from recx.data.process import process
 
     files = resolve_raw_files(ds, paths, offline=offline)
-    h = data_hash(ds, eval_cfg, raw_identity(ds, files))
-    entry = Store(paths.cache).entry("data", ds.name, h)
     built = None
-    if not is_ready(entry):
-
+    if _unhashed(ds, files):
+        # A file never hashed before is new or changed, so the cache almost surely misses:
+        # hash it on a second thread while it is read and processed (a hit discards the work).
+        built, ident = _build_while_hashing(ds, files, eval_cfg)
+    else:
+        ident = raw_identity(ds, files)
+    h = data_hash(ds, eval_cfg, ident)
+    entry = Store(paths.cache).entry("data", ds.name, h)
+    if is_ready(entry):
+        built = None
+    else:
         def build(tmp: Path) -> None:
             nonlocal built
-            log.info("preprocessing %s → %s", ds.name, entry)
-            raw = get_reader(ds.reader)(ds, files)
-            out = process(raw, ds, eval_cfg)
+            if built is None:
+                built = _build(ds, files, eval_cfg)
+            out, truth = built
+            log.info("caching %s → %s", ds.name, entry)
             # plain encoding: a dictionary attempt on 10M-row id columns costs ~40 % more
             # time and ~60 MiB more peak memory for a ~20 % smaller file
             out.interactions.to_parquet(tmp / "interactions.parquet", index=False,
@@ -202,9 +221,8 @@ def load_domain(ds, eval_cfg, paths, *, offline: bool = False, progress=None) ->
             out.items.to_parquet(tmp / "items.parquet", index=False)
             atomic_write_json(tmp / "stats.json", out.stats)
             atomic_write_json(tmp / "domain.json", _domain_meta(h, out.stats, ds))
-            if "truth" in raw.info:
-                atomic_write_json(tmp / "truth.json", raw.info["truth"])
-            built = out
+            if truth is not None:
+                atomic_write_json(tmp / "truth.json", truth)
 
         from omegaconf import OmegaConf
 
@@ -215,12 +233,38 @@ def load_domain(ds, eval_cfg, paths, *, offline: bool = False, progress=None) ->
     if built is None:
         return DomainData.load(entry, ds.name)
     # just built: use the frames in memory rather than read the parquet back (a second copy)
-    meta = _domain_meta(h, built.stats, ds)
-    d = DomainData.from_frames(ds.name, h, built.interactions, meta["n_users"],
+    out = built[0]
+    meta = _domain_meta(h, out.stats, ds)
+    d = DomainData.from_frames(ds.name, h, out.interactions, meta["n_users"],
                                meta["n_items"], text_fields=meta["text_fields"],
-                               stats=built.stats, path=entry, time_scale=meta["time_scale"])
-    d._items = built.items
+                               stats=out.stats, path=entry, time_scale=meta["time_scale"])
+    d._items = out.items
     return d
+
+
+def _build(ds, files, eval_cfg):
+    """Read and process the raw files: (processed domain, generator truth or None)."""
+    from recx.data.formats import get_reader
+    from recx.data.process import process
+
+    log.info("preprocessing %s", ds.name)
+    raw = get_reader(ds.reader)(ds, files)
+    return process(raw, ds, eval_cfg), raw.info.get("truth")
+
+
+def _build_while_hashing(ds, files, eval_cfg):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    abort = threading.Event()
+    with ThreadPoolExecutor(1, thread_name_prefix="recx-sha256") as pool:
+        ident = pool.submit(raw_identity, ds, files, abort)
+        try:
+            built = _build(ds, files, eval_cfg)
+        except BaseException:
+            abort.set()  # a bad file fails at once, not after its hash
+            raise
+        return built, ident.result()
 
 
 def _domain_meta(data_hash: str, stats: dict, ds) -> dict:

@@ -202,6 +202,7 @@ def resolve_raw_files(ds, paths, offline: bool = False) -> RawFiles:
     """Find the raw files of `ds`, downloading them on a cache miss when allowed."""
     if ds.reader == "synthetic":
         return RawFiles(None)
+    use_sha_memo(Path(paths.cache))
     if ds.path:  # custom: explicit files
         explicit = {"main": Path(ds.path)}
         if ds["items"].path:
@@ -224,7 +225,6 @@ def resolve_raw_files(ds, paths, offline: bool = False) -> RawFiles:
         verify_checksums(files.view, files)
         return files
     folder = download_folder(ds, paths)
-    _use_sha_memo(Path(paths.data))
     files = _first_complete(ds, folder, candidates)
     if files is not None:
         try:
@@ -329,10 +329,11 @@ _SHA_MEMO: dict[tuple, str] = {}
 _MEMO_FILE: Path | None = None
 
 
-def _use_sha_memo(data_root: Path) -> None:
-    """Persist sha256 results of downloaded files, so a 5 GB file is hashed once, not per run."""
+def use_sha_memo(cache_root: Path) -> None:
+    """Persist the sha256 of every raw file recx hashed (keyed by path, size and mtime) in the
+    cache, so a 5 GB file is hashed once, not per run; deleting the cache forgets it."""
     global _MEMO_FILE
-    _MEMO_FILE = Path(data_root) / ".sha256-memo.json"
+    _MEMO_FILE = Path(cache_root) / "sha256-memo.json"
     try:
         for row in json.loads(_MEMO_FILE.read_text()):
             _SHA_MEMO.setdefault(tuple(row[:3]), row[3])
@@ -341,27 +342,35 @@ def _use_sha_memo(data_root: Path) -> None:
 
 
 def _save_sha_memo() -> None:
-    if _MEMO_FILE is None or not _MEMO_FILE.parent.is_dir():
+    if _MEMO_FILE is None:
         return
-    root = str(_MEMO_FILE.parent.resolve())
-    rows = [[*k, v] for k, v in _SHA_MEMO.items() if str(k[0]).startswith(root)]
+    rows = [[*k, v] for k, v in _SHA_MEMO.items()]
     tmp = _MEMO_FILE.with_name(_MEMO_FILE.name + f".tmp{os.getpid()}")
     try:
+        _MEMO_FILE.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(rows))
         os.replace(tmp, _MEMO_FILE)
-    except OSError:  # a read-only data folder only loses the memo
+    except OSError:  # a read-only cache only loses the memo
         tmp.unlink(missing_ok=True)
 
 
-def sha256_cached(path: Path) -> str:
+def _memo_key(path: Path) -> tuple:
+    st = Path(path).stat()
+    return (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+def sha256_known(path: Path) -> bool:
+    """Whether `path`, as it is now, was hashed before (then `sha256_cached` costs nothing)."""
+    return _memo_key(path) in _SHA_MEMO
+
+
+def sha256_cached(path: Path, abort=None) -> str:
     from recx.config.hashing import file_sha256
 
-    st = Path(path).stat()
-    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    key = _memo_key(path)
     if key not in _SHA_MEMO:
-        _SHA_MEMO[key] = file_sha256(path)
-        if _MEMO_FILE is not None and key[0].startswith(str(_MEMO_FILE.parent.resolve())):
-            _save_sha_memo()
+        _SHA_MEMO[key] = file_sha256(path, abort=abort)
+        _save_sha_memo()
     return _SHA_MEMO[key]
 
 

@@ -108,3 +108,66 @@ def test_mask_based_processing_matches_the_reference(min_rating, dedup, parallel
     pd.testing.assert_frame_equal(got, _reference(frame, 5, 5, min_rating, dedup))
     kept = process(RawData(frame.copy(), None, {}), ds, ev, keep_input=True)
     pd.testing.assert_frame_equal(kept.interactions, out.interactions)
+
+
+def _custom(tmp_path, path):
+    from recx.data.domain import load_domain
+    from tests.conftest import compose
+
+    cfg = compose("preprocess", ["dataset=custom", f"dataset.path={path}",
+                                 "dataset.columns.user=user", "dataset.columns.item=item",
+                                 "dataset.columns.timestamp=timestamp",
+                                 "dataset.filters.k_core.user=0",
+                                 "dataset.filters.k_core.item=0", f"paths.root={tmp_path}"])
+    return lambda: load_domain(cfg.dataset, cfg.eval, cfg.paths, offline=True)
+
+
+def test_a_new_file_is_hashed_while_read_and_a_known_one_is_not_reread(tmp_path, monkeypatch):
+    import os
+
+    from recx.data import domain as dom
+    from recx.data import download
+
+    monkeypatch.setattr(download, "_SHA_MEMO", {})
+    path = tmp_path / "clicks.csv"
+    path.write_text("user,item,timestamp\nu1,a,1\nu1,b,2\nu1,c,3\nu2,a,4\nu2,c,5\nu2,b,6\n")
+    builds = []
+    real_build = dom._build
+    monkeypatch.setattr(dom, "_build", lambda *a: builds.append(1) or real_build(*a))
+    load = _custom(tmp_path, path)
+    first = load()
+    assert len(builds) == 1  # built once, beside the hash of the new file
+    memo = tmp_path / "outputs" / "cache" / "sha256-memo.json"
+    assert memo.exists() and download.sha256_known(path)
+
+    monkeypatch.setattr(download, "_SHA_MEMO", {})  # a new process: the memo comes from disk
+    again = load()
+    assert len(builds) == 1 and again.path == first.path  # a hit reads nothing raw
+
+    os.utime(path, ns=(10**18, 10**18))  # touched, same bytes: read again, result discarded
+    touched = load()
+    assert len(builds) == 2 and touched.path == first.path
+    np.testing.assert_array_equal(touched.item, first.item)
+
+    path.write_text(path.read_text() + "u2,d,7\n")  # changed: a new cache entry
+    changed = load()
+    assert len(builds) == 3 and changed.path != first.path and changed.n_items == 4
+
+
+def test_a_bad_new_file_fails_without_waiting_for_its_hash(tmp_path, monkeypatch):
+    import threading
+
+    from recx.config.hashing import file_sha256
+    from recx.data import download
+    from recx.errors import DataFormatError
+
+    monkeypatch.setattr(download, "_SHA_MEMO", {})
+    path = tmp_path / "clicks.csv"
+    path.write_text("user,item,timestamp\nu1,a,1\nu1,b,yesterday\n")
+    with pytest.raises(DataFormatError, match="timestamp"):
+        _custom(tmp_path, path)()
+    assert not list((tmp_path / "outputs" / "cache").glob("data/*/*/_SUCCESS"))
+    stop = threading.Event()
+    stop.set()  # what a failed read does to the hash running beside it
+    with pytest.raises(InterruptedError):
+        file_sha256(path, abort=stop)
