@@ -33,9 +33,11 @@ def file_sha256(path, chunk: int = 1 << 20, abort=None) -> str:
     """sha256 of a file's bytes; `abort` (a threading.Event) stops a hash running beside work
     that failed (hashlib releases the GIL, so a thread hashes while another reads)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
+    buf = bytearray(chunk)  # one buffer: no allocation per block beside the work of other threads
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
             if abort is not None and abort.is_set():
                 raise InterruptedError(f"hashing {path} was abandoned")
-            h.update(block)
+            h.update(view[:n])
     return h.hexdigest()
