@@ -202,7 +202,7 @@ def resolve_raw_files(ds, paths, offline: bool = False) -> RawFiles:
     """Find the raw files of `ds`, downloading them on a cache miss when allowed."""
     if ds.reader == "synthetic":
         return RawFiles(None)
-    use_sha_memo(Path(paths.cache))
+    _use_sha_memo(Path(paths.cache))
     if ds.path:  # custom: explicit files
         explicit = {"main": Path(ds.path)}
         if ds["items"].path:
@@ -329,7 +329,7 @@ _SHA_MEMO: dict[tuple, str] = {}
 _MEMO_FILE: Path | None = None
 
 
-def use_sha_memo(cache_root: Path) -> None:
+def _use_sha_memo(cache_root: Path) -> None:
     """Persist the sha256 of every raw file recx hashed (keyed by path, size and mtime) in the
     cache, so a 5 GB file is hashed once, not per run; deleting the cache forgets it."""
     global _MEMO_FILE
