@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recx.data.sequences import SeqBatch, prefix_batches
+from recx.data.sequences import SeqBatch, prefix_batches, window_batches
 from recx.errors import ConfigError
 from recx.models.base import Batches, Capabilities, RecModel
 from recx.models.modules.unisrec_net import UniSRecNet
@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 PRETRAIN_OPTIM = {"batch_size": 1024, "lr": 1e-3, "weight_decay": 0.0, "max_epochs": 50,
                   "eval_every": 1, "patience": 5, "loss": "infonce_si_ss", "sampler": "prefix"}
 FINETUNE_OPTIM = {"batch_size": 2048, "lr": 1e-3, "weight_decay": 0.0, "max_epochs": 300,
-                  "eval_every": 1, "patience": 10, "loss": "ce_full_cosine", "sampler": "prefix"}
+                  "eval_every": 1, "patience": 10, "loss": "ce_full_cosine", "sampler": "prefix",
+                  "stride": 25}
 FINETUNE_DEFAULTS = {"mode": "transductive", "freeze_encoder": True, "train_input_ln": True}
 COMPAT_DEFAULTS = {"fn_mask_fill_zero": False, "aug_per_batch": False, "blank_long_fields": False}
 MODES = ("pretrain", "inductive", "transductive")
@@ -92,7 +93,9 @@ class UniSRec(RecModel):
         once per distinct item of a call (faster; identical in eval mode).
     optim : dict
         {pretrain: {...}, finetune: {...}} recipes: batch_size, lr, weight_decay, max_epochs,
-        eval_every, patience, loss (infonce_si_ss | ce_full_cosine), sampler (prefix).
+        eval_every, patience, loss (infonce_si_ss | ce_full_cosine), sampler (prefix; the
+        fine-tuning recipe also takes every_position: SASRec's windows of max_len + 1 events,
+        each predicting its last `stride` events, with batch_size counting windows).
     finetune : dict
         Defaults of the stage's finetune block: mode (transductive | inductive),
         freeze_encoder (bool: position table and blocks frozen), train_input_ln (bool) (§4.2).
@@ -228,8 +231,20 @@ class UniSRec(RecModel):
     # ------------------------------------------------------------------ training batches
     def train_batches(self, domain, rng: np.random.Generator, users: np.ndarray) -> Batches:
         """One sample per training prefix (RecBole's scheme), shuffled; in the pretrain phase
-        each batch also carries the augmented view."""
+        each batch also carries the augmented view. Fine-tuning with `sampler=every_position`
+        takes SASRec's windows instead (every next item of a window is a target)."""
         bs = int(self.optim["batch_size"])
+        if self.optim["sampler"] == "every_position":
+            n, windows, n_targets = window_batches(domain, rng, users, self.max_len,
+                                                   self.optim.get("stride"), bs)
+
+            def gen_windows():
+                for items, target_mask, _ in windows():
+                    yield {"items": torch.from_numpy(items),
+                           "target_mask": torch.from_numpy(target_mask),
+                           "data_hash": domain.data_hash}
+
+            return Batches(n, gen_windows, n_samples=n_targets)
         n, prefixes, n_samples = prefix_batches(domain, rng, users, self.max_len, bs)
         augment = self.phase == "pretrain" and self.lambda_ss > 0
         if augment and self.aug_item_drop_prob < 1.0:
@@ -255,6 +270,8 @@ class UniSRec(RecModel):
         if self.domain is not None and batch["data_hash"] != self.domain.data_hash:
             raise RuntimeError("a batch of another domain than the one passed to fit_inputs")
         dev = self.device
+        if "target_mask" in batch:
+            return self._window_loss(batch["items"].to(dev), batch["target_mask"].to(dev))
         items, targets = batch["items"].to(dev), batch["targets"].to(dev)
         if self.phase != "pretrain":
             return self._finetune_loss(items, targets)
@@ -270,7 +287,18 @@ class UniSRec(RecModel):
         return loss
 
     def _finetune_loss(self, items: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        s = F.normalize(self._encode(items), dim=-1)
+        return self._cosine_ce(F.normalize(self._encode(items), dim=-1), targets)
+
+    def _window_loss(self, windows: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+        """The fine-tuning CE at every target position of windows [B, L + 1]."""
+        inp, tgt = windows[:, :-1], windows[:, 1:]
+        table, index = self._adapt(inp)
+        h = self.net.encode_all(table, index, inp)
+        sel = (inp > 0) & (tgt > 0) & target_mask
+        return self._cosine_ce(F.normalize(h[sel], dim=-1), tgt[sel])
+
+    def _cosine_ce(self, s: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Full-softmax CE of normalised sequence states over every item (cosine / τ)."""
         table = F.normalize(self._item_table(), dim=-1)
         logits = (s @ table.T / self.temperature).index_fill(
             1, torch.zeros(1, dtype=torch.long, device=s.device), -torch.inf)  # no padding item
@@ -431,12 +459,14 @@ def augment_views(hist: np.ndarray, rng: np.random.Generator, item_drop: float,
 
 
 def _check_recipes(recipes: dict) -> None:
-    for phase, loss in (("pretrain", "infonce_si_ss"), ("finetune", "ce_full_cosine")):
+    for phase, loss, samplers in (("pretrain", "infonce_si_ss", ("prefix",)),
+                                  ("finetune", "ce_full_cosine", ("prefix", "every_position"))):
         r = recipes[phase]
-        if r["loss"] != loss or r["sampler"] != "prefix":
+        if r["loss"] != loss or r["sampler"] not in samplers:
             raise ConfigError(
                 f"model.optim.{phase}: loss={r['loss']!r}, sampler={r['sampler']!r}",
-                hint=f"unisrec's {phase} recipe is loss={loss}, sampler=prefix")
+                hint=f"unisrec's {phase} recipe is loss={loss}, sampler="
+                     + " | ".join(samplers))
         for key in ("batch_size", "max_epochs", "eval_every", "patience"):
             if int(r[key]) <= 0:
                 raise ConfigError(f"model.optim.{phase}.{key}={r[key]} must be positive")

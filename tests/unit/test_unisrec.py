@@ -5,6 +5,7 @@ declared missing key, and that pre-training on source domains helps zero-shot on
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -113,6 +114,46 @@ def test_last_position_encoding_equals_full_blocks_and_chunking_is_exact():
     with torch.no_grad():
         torch.testing.assert_close(net.encode_last(table, items, items), reference)
         torch.testing.assert_close(net.encode_last(table, items, items, chunk_rows=3), reference)
+
+
+def test_every_position_encoding_equals_the_last_position_of_each_prefix():
+    """encode_all at position t of a window = encode_last of the window cut after t (causal)."""
+    torch.manual_seed(0)
+    net = UniSRecNet(16, 12, 8, 2, 2, 0.5, 0.5, "gelu", 1e-12, 0.02, 10, 3, 0.2, 0.01).eval()
+    lengths = [1, 3, 10, 2, 7]
+    items = torch.tensor([[0] * (10 - n) + list(range(1, n + 1)) for n in lengths])
+    table = torch.randn(11, 12)
+    with torch.no_grad():
+        states = net.encode_all(table, items, items, chunk_rows=2)
+        for row, n in enumerate(lengths):
+            for t in range(10 - n, 10):
+                prefix = torch.cat([torch.zeros(9 - t, dtype=torch.long), items[row, :t + 1]])
+                torch.testing.assert_close(
+                    states[row, t], net.encode_last(table, prefix[None], prefix[None])[0])
+        assert (states[0, :8] == 0).all()  # padding cut off (its chunk is 2 wide)
+
+
+def test_every_position_finetuning_is_the_prefix_loss_over_the_same_targets(tmp_path):
+    """With dropout off and windows covering whole sequences, the window CE is the mean of the
+    prefix CE over the same targets (each target once per epoch under both samplers)."""
+    d = text_domain(tmp_path)
+    quiet = {**SMALL, "dropout": 0.0, "attn_dropout": 0.0, "adaptor_dropout": 0.0,
+             "train_mode": "inductive"}
+    torch.manual_seed(0)
+    prefix = UniSRec(**quiet, max_len=10, optim={"finetune": {"batch_size": 10_000}})
+    windows = UniSRec(**quiet, max_len=10, optim={"finetune": {
+        "batch_size": 10_000, "sampler": "every_position", "stride": 10}})
+    windows.load_state_dict(prefix.state_dict())
+    users = d.train_users()
+    losses = []
+    for m in (prefix, windows):
+        m.fit_inputs(d)
+        m.eval()  # no gate noise: both see the same item vectors
+        batches = m.train_batches(d, np.random.default_rng(0), users)
+        assert batches.n_samples == int((d.n_train[users] - 1).sum())
+        with torch.no_grad():
+            losses.append(m.loss(next(iter(batches))))
+    torch.testing.assert_close(losses[1], losses[0])
 
 
 # ------------------------------------------------------------------------- contrastive losses
@@ -288,6 +329,10 @@ def test_bad_recipes_are_rejected():
         UniSRec(optim={"lr": 1e-3})
     with pytest.raises(ConfigError, match="loss=infonce_si_ss"):
         UniSRec(optim={"pretrain": {"loss": "ce"}})
+    with pytest.raises(ConfigError, match="sampler=prefix$"):  # contrastive batches: prefixes
+        UniSRec(optim={"pretrain": {"sampler": "every_position"}})
+    with pytest.raises(ConfigError, match=re.escape("prefix | every_position")):
+        UniSRec(optim={"finetune": {"sampler": "windows"}})
     with pytest.raises(ConfigError, match="train_mode"):
         UniSRec(train_mode="finetune")
 

@@ -5,6 +5,7 @@ The adaptor and the encoder are separate so the adapter can run the adaptor once
 item of a batch. Only the last position's state is ever used (the sequence representation), so
 the last block computes its query, output and FFN at that position only; keys and values still
 cover the whole window. This gives the same output as running the block on every position.
+`encode_all` keeps every position (fine-tuning with the every-position sampler).
 """
 
 from __future__ import annotations
@@ -53,6 +54,29 @@ class UniSRecNet(nn.Module):
             width = max(1, int(n_real[idx].max()))
             outs.append(self._encode_last(table[index[idx, -width:]], items[idx, -width:]))
         return torch.cat(outs)[torch.argsort(order)]
+
+    def encode_all(self, table: torch.Tensor, index: torch.Tensor, items: torch.Tensor,
+                   chunk_rows: int = 128) -> torch.Tensor:
+        """The states at every position [B, L, D] of the left-padded windows `items` [B, L]
+        (inputs `table[index]` as in `encode_last`); rows are encoded in length-sorted chunks
+        cut to their longest window, and the cut leading padding positions are 0."""
+        b, length = items.shape
+        n_real = (items > 0).sum(1)
+        order = torch.argsort(n_real)
+        out = table.new_zeros(b, length, table.shape[1])
+        for idx in order.split(chunk_rows):
+            width = max(1, int(n_real[idx].max()))
+            out[idx, length - width:] = self._encode(table[index[idx, -width:]],
+                                                     items[idx, -width:])
+        return out
+
+    def _encode(self, item_vecs: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        x = item_vecs + self.pos_emb(left_pad_positions(items))
+        x = self.drop(self.ln(x))
+        mask = attention_mask(items, causal=True)
+        for block in self.blocks:
+            x = block(x, mask)
+        return x
 
     def _encode_last(self, item_vecs: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         x = item_vecs + self.pos_emb(left_pad_positions(items))
