@@ -111,6 +111,9 @@ class UniSRec(RecModel):
     # Contrastive batches mix the source domains (ARCHITECTURE §4.3): recx pretrain hands this
     # model the union of its sources (with `.sources`) instead of one domain per batch.
     mixes_domains: ClassVar[bool] = True
+    # the fine-tuning recipe and defaults act only after pre-training: left out of the pretrain
+    # checkpoint hash, so one pre-training serves every fine-tuning variant
+    posttrain_keys: ClassVar[tuple[str, ...]] = ("optim.finetune", "finetune")
 
     def __init__(self, n_items: int = 0, *, plm_size: int = 384, max_len: int = 50,
                  hidden: int = 300, inner: int = 256, layers: int = 2, heads: int = 2,

@@ -25,7 +25,8 @@ def test_pretrain_transfer_and_both_finetune_modes(tmp_path, monkeypatch):
     seen = []
     original = UniSRec.loss
     monkeypatch.setattr(UniSRec, "loss", lambda self, b: seen.append(
-        (self.phase, self.domain.name, b["targets"].clone())) or original(self, b))
+        (self.phase, self.domain.name, b.get("targets", b["items"]).clone()))
+        or original(self, b))
     src = ["source=[tiny,tiny_b]", "train=fast", *SMALL]
     res = stage(tmp_path, "pretrain", *src)
     assert {r["target"] for r in res.rows} == {"tiny", "tiny_b"}  # each source reported
@@ -44,10 +45,17 @@ def test_pretrain_transfer_and_both_finetune_modes(tmp_path, monkeypatch):
         assert {r["mode"] for r in res.rows} == {mode} and {r["model"] for r in res.rows} == {
             "unisrec"}
         assert seen and all(p == mode for p, _, _ in seen)
+    # a fine-tuning recipe given only at finetune time finds the same pre-training
+    seen.clear()
+    res = stage(tmp_path, "finetune", *src, "target=tiny", "finetune.mode=inductive",
+                "model.optim.finetune.sampler=every_position",
+                "model.optim.finetune.batch_size=8")
+    assert seen and all(p == "inductive" for p, _, _ in seen)
+    assert len(list((tmp_path / "outputs" / "artifacts" / "pretrain").rglob("model.pt"))) == 1
     ckpts = sorted((tmp_path / "outputs" / "artifacts" / "finetune").rglob("model.pt"))
-    assert len(ckpts) == 2
+    assert len(ckpts) == 3
     keys = [set(torch.load(p, weights_only=True)["state_dict"]) for p in ckpts]
-    assert sum("item_id_embedding.weight" in k for k in keys) == 1  # transductive only
+    assert sum("item_id_embedding.weight" in k for k in keys) == 1  # the transductive one
 
 
 @pytest.mark.slow
