@@ -329,7 +329,7 @@ def test_bad_recipes_are_rejected():
         UniSRec(optim={"lr": 1e-3})
     with pytest.raises(ConfigError, match="loss=infonce_si_ss"):
         UniSRec(optim={"pretrain": {"loss": "ce"}})
-    with pytest.raises(ConfigError, match="sampler=prefix$"):  # contrastive batches: prefixes
+    with pytest.raises(ConfigError, match=r"sampler=prefix$"):  # contrastive batches: prefixes
         UniSRec(optim={"pretrain": {"sampler": "every_position"}})
     with pytest.raises(ConfigError, match=re.escape("prefix | every_position")):
         UniSRec(optim={"finetune": {"sampler": "windows"}})
