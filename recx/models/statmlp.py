@@ -16,7 +16,9 @@ combination is scored once (`torch.unique`). That is exact and far cheaper than 
 on every pair, because the binned inputs take few distinct values. On domains of at most
 `score_cache_pairs` pairs, the combination index of every pair is computed once per domain (the
 edge-cluster assignment of all pairs is the costly part), so each later full ranking only scores
-the domain's distinct combinations and gathers.
+the domain's distinct combinations and gathers. On larger domains (up to `edge_cache_pairs`) each
+user's edge clusters are kept (one byte per pair) the first time the user is ranked: the features
+are fixed, so validation after every epoch and the test ranking reuse them.
 """
 
 from __future__ import annotations
@@ -82,6 +84,10 @@ class StatMLP(RecModel):
         Domains with at most this many (user, item) pairs get every pair's input combination
         precomputed once (about 4 bytes per pair), which makes repeated full ranking (one
         validation per epoch) cheap; larger domains are scored chunk by chunk.
+    edge_cache_pairs : int, default 2_000_000_000
+        Larger domains with at most this many pairs keep the edge clusters of every user ranked
+        once (1 byte per pair, filled lazily), so later rankings of that user skip the
+        assignment (the costly part); 0 = assign anew every time.
     """
 
     name = "statmlp"
@@ -93,7 +99,7 @@ class StatMLP(RecModel):
                  hidden: list[int] | tuple[int, ...] = (256, 128, 64), dropout: float = 0.1,
                  features: dict | None = None, optim: dict | None = None,
                  multi_source: dict | None = None, score_chunk_items: int = 4096,
-                 score_cache_pairs: int = 25_000_000):
+                 score_cache_pairs: int = 25_000_000, edge_cache_pairs: int = 2_000_000_000):
         super().__init__(n_items, {**DEFAULT_OPTIM, **(optim or {})})
         features = dict(features or {})
         fields = list(features.pop("fields", ALL_FIELDS))
@@ -107,6 +113,7 @@ class StatMLP(RecModel):
         self.architecture, self.fields = architecture, fields
         self.score_chunk_items = int(score_chunk_items)
         self.score_cache_pairs = int(score_cache_pairs)
+        self.edge_cache_pairs = int(edge_cache_pairs)
         # selected columns of the per-domain code tables [act, size, dens] and [size, dens]
         self.cols = {"user": [k for k, f in enumerate(USER_FIELDS) if f in fields],
                      "item": [k for k, f in enumerate(ITEM_FIELDS) if f in fields],
@@ -291,6 +298,26 @@ class StatMLP(RecModel):
             out[:, lo:lo + len(items)] = self._edge_grid(users, items)
         return out
 
+    def _edge_rows_cached(self, users: torch.Tensor) -> torch.Tensor | None:
+        """Edge-code rows [B, N + 1] of `users` from the per-domain cache (filled for the users
+        not seen before), or None when the domain exceeds `edge_cache_pairs`."""
+        e = self.entry
+        n_u, n1 = e["user_codes"].shape[0], e["item_codes"].shape[0]
+        if not self.needs_edges or n_u * n1 > self.edge_cache_pairs:
+            return None
+        if "edge_rows" not in e:  # untouched pages of the table cost no memory
+            small = e["edge_codes"].shape[0] <= torch.iinfo(torch.int8).max
+            e["edge_rows"] = (torch.empty(n_u, n1, device=users.device,
+                                          dtype=torch.int8 if small else torch.int16),
+                              torch.zeros(n_u, dtype=torch.bool, device=users.device))
+        rows, done = e["edge_rows"]
+        todo = torch.unique(users[~done[users]])
+        if len(todo):
+            with torch.no_grad():
+                rows[todo] = self._edge_rows_all(todo).to(rows.dtype)
+            done[todo] = True
+        return rows[users].long()
+
     def _grid(self) -> dict | None:
         """Per-domain pair inputs, computed once when U × N ≤ score_cache_pairs: the edge-code
         row of every (user, item) (two_tower), or the index of every pair's distinct
@@ -357,12 +384,15 @@ class StatMLP(RecModel):
         parts = {s: self.net.part(s, e[f"{s}_tuples"]) for s in ("user", "item", "edge")}
         n_i, n_e = e["item_tuples"].shape[0], e["edge_tuples"].shape[0]
         ut = e["user_tid"][users]
+        rows = self._edge_rows_cached(users)
         step = self._chunk(len(users))
         for lo in range(0, n1, step):
             items = torch.arange(lo, min(lo + step, n1), device=dev)
             key = ut[:, None] * n_i + e["item_tid"][items][None, :]
             if self.needs_edges:
-                key = key * n_e + e["edge_tid"][self._edge_grid(users, items)]
+                sub = (rows[:, lo:lo + len(items)] if rows is not None
+                       else self._edge_grid(users, items))
+                key = key * n_e + e["edge_tid"][sub]
             else:
                 key = key * n_e + e["edge_tid"][-1]
             uniq, inv = torch.unique(key, return_inverse=True)
@@ -377,8 +407,11 @@ class StatMLP(RecModel):
         out = net.tower("user", e["user_codes"][users]) @ net.tower("item", e["item_codes"]).T
         if self.needs_edges:
             edge_val = net.edge_term(e["edge_codes"])  # one value per edge-code row
-            rows = grid["edge_rows"][users].long() if grid is not None else \
-                self._edge_rows_all(users)
+            rows = grid["edge_rows"][users].long() if grid is not None else None
+            if rows is None:
+                rows = self._edge_rows_cached(users)
+            if rows is None:
+                rows = self._edge_rows_all(users)
             out = out + edge_val[rows]
         return out
 

@@ -58,6 +58,36 @@ def test_full_ranking_equals_pair_scores(toy, architecture, cache_pairs):
     assert full[:, 1:].std() > 0
 
 
+def test_edge_cache_assigns_each_user_once_and_changes_no_score(toy, monkeypatch):
+    """Chunked path (no per-domain grid): the cached edge clusters give the same scores, and a
+    second ranking of the same users assigns nothing."""
+    import recx.models.statmlp as statmlp
+
+    calls = []
+    original = statmlp.assign_grid
+    monkeypatch.setattr(statmlp, "assign_grid", lambda u, *a: calls.append(len(u))
+                        or original(u, *a))
+    fresh = model(score_cache_pairs=0, edge_cache_pairs=0, score_chunk_items=7)
+    cached = model(score_cache_pairs=0, score_chunk_items=7)
+    first, second = list(range(1, 21)), list(range(11, toy.n_users + 1))
+    with torch.no_grad():
+        for m in (fresh, cached):
+            m.fit_inputs(toy)
+            m.eval()
+        ref = [fresh.score_all(batch_of(toy, u)) for u in (first, second)]
+        calls.clear()
+        got = [cached.score_all(batch_of(toy, first))]
+        assert sum(calls) == len(first) * 4  # 20 users × ceil(26 items / 7) chunks
+        calls.clear()
+        got.append(cached.score_all(batch_of(toy, second)))
+        assert sum(calls) == (toy.n_users - 20) * 4  # only users 21… are new
+        calls.clear()
+        torch.testing.assert_close(cached.score_all(batch_of(toy, first)), ref[0])
+        assert not calls
+    for a, b in zip(got, ref, strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def test_edge_fields_see_the_pair(toy):
     """With edge fields, a user's scores are not a function of the item's fields alone."""
     m = model()
