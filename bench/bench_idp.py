@@ -7,12 +7,13 @@ Run: python bench/bench_idp.py [--threads 1 2] [--spearman] [--root DIR]
    (the memory-hungry reference), for 10k and 100k pre-training items, 256-d matcher space.
 2. CDIM head training: steps/s of one step (batch 1024 pairs + 1024 items, 384-d input, head
    512 → 256, SimCSE + behaviour loss), per torch thread count.
-3. `--spearman` (diagnostic, slow: encodes the synthetic domains with all-MiniLM-L6-v2): fits the
-   text-only matcher (`cdim.behaviour_positive=none`) and CDIM (`cooccur`) on synth_a + synth_b +
-   synth_c and prints the Spearman correlation between matcher similarity and behavioural
-   similarity (item–item cosine of the training user sets) on the held-aside domain synth_t, for
-   the raw sentence vectors, the text-only matcher and CDIM. `--root` keeps the cache (default: a
-   temporary folder).
+3. `--spearman` (diagnostic, slow: encodes the domains with all-MiniLM-L6-v2): fits the
+   text-only matcher (`cdim.behaviour_positive=none`) and CDIM (`cooccur`) on the `--sources`
+   (default synth_a synth_b synth_c) and prints the Spearman correlation between matcher
+   similarity and behavioural similarity (item–item cosine of the training user sets) on the
+   held-aside `--target` (default synth_t), for the raw sentence vectors, the text-only matcher
+   and CDIM, over `--seeds` matcher seeds. `--root` keeps the cache (default: a temporary folder;
+   `--root .` uses the project's outputs/ and data/ links, for the real data sets).
 Timings on a shared machine are noisy: run it when the machine is quiet and compare ratios.
 """
 
@@ -83,7 +84,7 @@ def bench_cdim_step(threads: list[int], plm: int = 384, bs: int = 1024) -> None:
                  else ""))
 
 
-def _domains(root: Path):
+def _domains(root: Path, sources: list[str], target: str, seed: int):
     from hydra import compose, initialize_config_dir
 
     from recx.config.aliases import register_aliases
@@ -98,9 +99,10 @@ def _domains(root: Path):
     register_aliases([CONF])
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="transfer", overrides=[
-            "model=idp", "source=[synth_a,synth_b,synth_c]", "target=synth_t",
-            f"paths.root={root}", "progress=false"])
-    env = FeatureEnv(cache_root=Path(cfg.paths.cache), text=cfg.text, seed=0, progress="false")
+            "model=idp", f"source=[{','.join(sources)}]", f"target={target}",
+            f"paths.root={root}", "progress=false", f"seed={seed}"])
+    env = FeatureEnv(cache_root=Path(cfg.paths.cache), text=cfg.text, seed=seed,
+                     progress="false")
     sources = []
     for _, ds in sorted(cfg.source.items()):
         d = load_domain(ds, cfg.eval, cfg.paths)
@@ -113,12 +115,17 @@ def _domains(root: Path):
     return union, target, cfg
 
 
-def spearman_report(root: Path) -> None:
+def spearman_report(root: Path, sources: list[str], target_name: str, seeds: list[int]) -> None:
+    for seed in seeds:
+        spearman_seed(root, sources, target_name, seed)
+
+
+def spearman_seed(root: Path, sources: list[str], target_name: str, seed: int) -> None:
     from recx.data.features.cdim import fit_matcher, similarity_spearman
     from recx.data.features.text import item_embeddings
     from recx.models.modules.cdim import CDIMHead
 
-    union, target, cfg = _domains(root)
+    union, target, cfg = _domains(root, sources, target_name, seed)
     x = item_embeddings(target)
     rows = [("raw sentence vectors", x)]
     for label, positive in (("text-only matcher (SimCSE)", "none"),
@@ -131,8 +138,8 @@ def spearman_report(root: Path) -> None:
         with torch.no_grad():
             rows.append((label, head.eval()(torch.from_numpy(x)).numpy()))
         print(f"  fitted {label} on {union.name} in {time.perf_counter() - t0:.0f}s")
-    print(f"\n[Spearman] matcher cosine vs behavioural cosine on the held-aside domain "
-          f"{target.name} (random pairs of items with ≥ 5 training events)")
+    print(f"\n[Spearman] seed {seed}: matcher cosine vs behavioural cosine on the held-aside "
+          f"domain {target.name} (random pairs of items with ≥ 5 training events)")
     for label, vecs in rows:
         r = similarity_spearman(vecs, target, n_pairs=200_000, seed=0)
         print(f"  {label:<28} rho = {r['rho']:+.3f} over {r['n_pairs']:,} pairs | "
@@ -144,17 +151,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--spearman", action="store_true")
     ap.add_argument("--root", type=Path, default=None)
+    ap.add_argument("--sources", nargs="+", default=["synth_a", "synth_b", "synth_c"])
+    ap.add_argument("--target", default="synth_t")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--no-speed", action="store_true", help="skip parts 1 and 2")
     args = ap.parse_args()
     torch.set_num_threads(args.threads[0])
-    bench_retrieval()
-    bench_cdim_step(args.threads)
+    if not args.no_speed:
+        bench_retrieval()
+        bench_cdim_step(args.threads)
     if args.spearman:
         torch.set_num_threads(args.threads[0])
+        report = (args.sources, args.target, args.seeds)
         if args.root is not None:
-            spearman_report(args.root)
+            spearman_report(args.root.resolve(), *report)
         else:
             with tempfile.TemporaryDirectory() as tmp:
-                spearman_report(Path(tmp))
+                spearman_report(Path(tmp), *report)
 
 
 if __name__ == "__main__":
