@@ -113,6 +113,8 @@ def base_row(ctx: Context, **fields) -> dict:
         "status": "ok", "stage": str(cfg.stage), "setting": None, "model": None, "mode": None,
         "base": None, "source": None, "target": None, "split": None, "slice": "all",
         "seed": int(cfg.seed), "alpha": None, "selected": None,
+        "user_fraction": float(cfg.train.user_fraction) if "train" in cfg else None,
+        "tag": cfg.get("tag"),
     }
     row.update(fields)
     row.update({

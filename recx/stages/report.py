@@ -2,6 +2,9 @@
 
 Rows are filtered by `report.where`, de-duplicated (the newest run per identity and seed),
 aggregated as mean ± sample std over seeds with n, and pivoted by `report.rows` × `report.cols`.
+An identity field that varies among the selected rows but is in neither (the source, the
+fine-tuning mode, the cold-setting user fraction, a run's `tag`, …) is added to the rows, so a
+cell never averages two different experiments as if they were seeds.
 Rows of different protocols never share a column: the protocol is part of the column key.
 `report.layout=matrix` draws one source × target table per (model, setting, …, protocol) with a
 heatmap and a bar chart with seed error bars.
@@ -26,9 +29,13 @@ from recx.tables import SAMPLED_BANNER, markdown
 log = logging.getLogger(__name__)
 
 IDENTITY = ["stage", "setting", "model", "mode", "base", "source", "target", "split", "slice",
-            "alpha", "protocol"]
+            "alpha", "protocol", "user_fraction", "tag"]
 # what one source × target matrix holds fixed
-MATRIX_GROUP = ["model", "mode", "setting", "base", "split", "slice", "protocol"]
+MATRIX_GROUP = ["model", "mode", "setting", "base", "user_fraction", "tag", "split", "slice",
+                "protocol"]
+# identity fields added to a table's rows when they vary (never averaged over)
+SPLIT_FIELDS = ["source", "base", "mode", "user_fraction", "tag", "setting", "model", "split",
+                "slice"]
 
 
 def collect(patterns) -> pd.DataFrame:
@@ -62,6 +69,7 @@ def select(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
     for c in [*IDENTITY, "seed"]:
         if c not in out:
             out[c] = None
+    out["user_fraction"] = out["user_fraction"].fillna(1.0)  # rows from before the field
     out = out.sort_values("finished_at").drop_duplicates(
         [*IDENTITY, "seed"], keep="last") if "finished_at" in out else out
     return out
@@ -128,6 +136,17 @@ def run(ctx) -> StageResult:
             log.warning("report.allow_mixed_protocols is ignored by layout=matrix")
     elif rc.allow_mixed_protocols:
         keys.remove("protocol")
+    rows = list(rc.rows)
+    if rc.layout == "table":
+        varying = [k for k in SPLIT_FIELDS if k in frame and k not in keys
+                   and frame[k].nunique(dropna=False) > 1]
+        if varying:
+            log.info("report %s: rows also split by %s (they vary among the rows)", rc.name,
+                     ", ".join(varying))
+            rows += varying
+            keys = list(dict.fromkeys([*rows, *rc.cols, "protocol"]))
+            if rc.allow_mixed_protocols:
+                keys.remove("protocol")
     agg = aggregate(frame, keys, metrics)
     out_dir = Path(cfg.paths.outputs) / "tables" / rc.name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -139,8 +158,8 @@ def run(ctx) -> StageResult:
         if rc.layout == "matrix":
             md_parts += _matrix_tables(agg, m, out_dir, rc.figures)
             continue
-        table, means = pivot(agg, list(rc.rows), cols, m)
-        md_parts.append(f"### {m} (mean ± std over seeds)\n\n" + _md_bold(table, means))
+        table, means = pivot(agg, rows, cols, m)
+        md_parts.append(f"### {m} (mean ± std over seeds)\n\n" + _md_bold(table, means, rows))
     atomic_write_text(out_dir / "results.md", "\n".join(md_parts))
     atomic_write_text(out_dir / "results.csv", agg.to_csv(index=False))
     atomic_write_json(out_dir / "results.json", agg.replace({np.nan: None}).to_dict("records"))
@@ -148,7 +167,7 @@ def run(ctx) -> StageResult:
         from recx.plots import bars
 
         for m in metrics:
-            bars(out_dir / f"bars_{m.replace('@', '_at_')}", agg, list(rc.rows), cols, m)
+            bars(out_dir / f"bars_{m.replace('@', '_at_')}", agg, rows, cols, m)
     from recx.console import console
 
     console.print(f"report {rc.name}: {len(frame)} rows from "
@@ -161,12 +180,12 @@ def run(ctx) -> StageResult:
     return StageResult(rows, title=f"report {rc.name}", write=True, display=[])
 
 
-def _md_bold(table: pd.DataFrame, means: pd.DataFrame) -> str:
-    """Markdown with the best mean per column in bold (only the Markdown output bolds)."""
+def _md_bold(table: pd.DataFrame, means: pd.DataFrame, rows: list[str]) -> str:
+    """Markdown with the best mean per metric column in bold (only the Markdown output bolds)."""
     cols = list(table.columns)
     lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    best = {c: means[c].max() for c in means.columns if c in table.columns and
-            pd.api.types.is_numeric_dtype(means[c])}
+    best = {c: means[c].max() for c in means.columns if c in table.columns and c not in rows
+            and pd.api.types.is_numeric_dtype(means[c])}
     for i in range(len(table)):
         cells = []
         for c in cols:
@@ -187,8 +206,9 @@ def _matrix_tables(agg: pd.DataFrame, metric: str, out_dir: Path, figures: bool)
     group_keys = [k for k in MATRIX_GROUP if k in agg]
     for key, g in agg.groupby(group_keys, dropna=False, sort=True):
         fixed = dict(zip(group_keys, key if isinstance(key, tuple) else (key,), strict=True))
-        label = " · ".join(str(v) for k, v in fixed.items()
-                           if k != "protocol" and v not in ("–", None, "all"))
+        label = " · ".join(_label(k, v) for k, v in fixed.items()
+                           if k != "protocol" and v not in ("–", None, "all")
+                           and not (k == "user_fraction" and float(v) == 1.0))
         g = g.copy()
         in_domain = g["source"].isin(["–"]) if "source" in g else pd.Series(True, index=g.index)
         g["source"] = g["source"].where(~in_domain, "(trained on target)") if "source" in g \
@@ -216,11 +236,16 @@ def _matrix_tables(agg: pd.DataFrame, metric: str, out_dir: Path, figures: bool)
     return parts
 
 
+def _label(key: str, value) -> str:
+    return f"{float(value):g} of the users" if key == "user_fraction" else str(value)
+
+
 def _figure_stem(metric: str, fixed: dict) -> str:
     """A readable, unique file stem for one matrix (a hash keeps long labels distinct)."""
     from recx.config.hashing import stable_hash
 
-    text = "_".join(str(v) for v in [metric, *fixed.values()] if v not in ("–", None))
+    text = "_".join(str(v) for k, v in [("metric", metric), *fixed.items()]
+                    if v not in ("–", None) and not (k == "user_fraction" and float(v) == 1.0))
     safe = "".join(ch if ch.isalnum() else "_" for ch in text)[:80].strip("_")
     return f"{safe}_{stable_hash(metric, fixed)[:6]}"
 

@@ -86,3 +86,24 @@ def test_one_table_and_figures_per_model_setting_and_protocol(result):
                             and "preprec" in p.name))
     cell = data[(data["source"] == "a") & (data["target"] == "t1")].iloc[0]
     assert cell["mean"] == pytest.approx(0.2) and cell["std"] == pytest.approx(0.1)
+
+
+def test_table_rows_split_by_identity_fields_that_vary(tmp_path):
+    """Two sources, two user fractions and a tagged ablation of one model: a plain table
+    report (rows setting, model, base) never averages them as seeds."""
+    rows = []
+    for seed in range(2):
+        for src, frac, tag, v in (("a", 1.0, None, 0.2), ("b", 1.0, None, 0.4),
+                                  ("a", 0.1, None, 0.1), ("a", 1.0, "text_only", 0.3)):
+            r = row("idp", src, "t1", seed, v + 0.01 * seed, setting="finetune")
+            rows.append({**r, "user_fraction": frac, "tag": tag})
+    old = row("idp", "a", "t1", 0, 0.21, setting="finetune")  # a row from before the fields
+    old["finished_at"] = "2025-01-01T00:00:00"
+    write_run(tmp_path, "r", [old, *rows])
+    cfg = compose("report", ["report.metrics=[NDCG@10]", "report.name=t",
+                             "report.figures=false"], root=tmp_path)
+    res = report(Context(cfg=cfg, run_dir=tmp_path, device=torch.device("cpu")))
+    got = {(r["source"], r["user_fraction"], r["tag"]): (round(r["NDCG@10"], 4), r["n_seeds"])
+           for r in res.rows}
+    assert got == {("a", 1.0, None): (0.205, 2), ("b", 1.0, None): (0.405, 2),
+                   ("a", 0.1, None): (0.105, 2), ("a", 1.0, "text_only"): (0.305, 2)}
