@@ -23,12 +23,13 @@ _TRAIN_EXCLUDE = ("num_workers", "resume", "checkpoint_every", "compile", "ddp")
 
 def select_protocol(ev) -> dict:
     """The early-stopping protocol: the only reporting-side eval settings in the hash."""
+    users = {"sample_users": int(ev.sample_users)} if getattr(ev, "sample_users", None) else {}
     if ev.select_protocol == "full":
-        return {"select_metric": ev.select_metric, "candidates": "full"}
+        return {"select_metric": ev.select_metric, "candidates": "full", **users}
     return {"select_metric": ev.select_metric, "candidates": ev.candidates,
             "n_negatives": ev.n_negatives, "sampler": ev.sampler, "ties": ev.ties,
             "mask_history": ev.mask_history, "negatives_seed": ev.negatives_seed,
-            "share": ev.share_valid_test_negatives}
+            "share": ev.share_valid_test_negatives, **users}
 
 
 def ckpt_hash(cfg, model_cfg, data_hashes: list[str], *, parent: str | None = None,

@@ -175,6 +175,7 @@ class EvalSchema:
     batch_users: int = 1024
     max_scores: int = 50_000_000  # cap on users x items scored at once (memory bound)
     slices: list[str] = field(default_factory=lambda: ["all"])
+    sample_users: int | None = None  # rank a seeded sample of this many queries per split
     cold_item_fraction: float = 0.0
     save_ranks: bool = False
 

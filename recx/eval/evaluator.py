@@ -100,8 +100,11 @@ class Evaluator:
         """Rank every query of `split`. `post(scores, masked)` may transform the masked score
         tensor [V, B, C] (e.g. normalise and blend two models) before ranking; `variants` is the
         number of score rows per user it returns, used to bound memory. `sample` ranks only that
-        many queries, drawn with `eval.negatives_seed` (the same ones at every call)."""
+        many queries, drawn with `eval.negatives_seed` (the same ones at every call); without it,
+        `eval.sample_users` (null = every query) does the same for every split."""
         d = self.domain
+        if sample is None and getattr(self.ev, "sample_users", None):
+            sample = int(self.ev.sample_users)
         natural = d.queries(split)
         n_q = len(natural.users)
         negs = None

@@ -25,7 +25,8 @@ def protocol_string(ev, mask: bool | None) -> str:
         if ev.share_valid_test_negatives:
             cand += ":shared"
         m = "n-a"
-    return f"{scen}/{cand}/mask={m}/ties={ev.ties}"
+    users = f"/users={int(ev.sample_users)}" if getattr(ev, "sample_users", None) else ""
+    return f"{scen}/{cand}/mask={m}/ties={ev.ties}{users}"
 
 
 def _draw(rng, n_items: int, seen: np.ndarray, n: int, weights: np.ndarray | None) -> np.ndarray:

@@ -47,3 +47,27 @@ def test_sampled_validation_ranks_the_same_subset_of_full_results(domain, tmp_pa
 def test_the_sample_is_a_recipe_setting_of_the_model():
     assert valid_sample(StatMLP(n_items=5)) is None  # default: every validation user
     assert valid_sample(StatMLP(n_items=5, optim={"valid_sample_users": 500})) == 500
+
+
+def test_eval_sample_users_samples_every_split_and_names_itself(domain, tmp_path):
+    """eval.sample_users ranks the same seeded users as `sample=` in every split, says so in
+    the protocol string and enters the early-stopping protocol of the checkpoint hash."""
+    from recx.artifacts import select_protocol
+
+    ev = OmegaConf.merge(OmegaConf.structured(EvalSchema), {"batch_users": 8})
+    few = OmegaConf.merge(ev, {"sample_users": 10})
+    scores = torch.randn(domain.n_users + 1, domain.n_items + 1,
+                         generator=torch.Generator().manual_seed(3))
+
+    def scorer(batch, cand):
+        return scores[batch.users]
+
+    for split in ("valid", "test"):
+        by_arg = Evaluator(domain, ev, mask_history=False, cache_root=tmp_path).run(
+            scorer, split, sample=10)
+        by_cfg = Evaluator(domain, few, mask_history=False, cache_root=tmp_path)
+        res = by_cfg.run(scorer, split)
+        assert len(res.users) == 10 and np.array_equal(res.ranks, by_arg.ranks)
+    assert by_cfg.protocol == "loo/full/mask=off/ties=pessimistic/users=10"
+    assert "sample_users" not in select_protocol(ev)  # unchanged hashes when unset
+    assert select_protocol(few)["sample_users"] == 10
