@@ -5,12 +5,14 @@ Each stage is one `recx` process, as a user would run it; its wall time, CPU tim
 come from wait4(). The source (synth_a's generator settings) and the target (synth_t's) both get
 1M items and the requested number of interactions; the k-core filter is off so the catalogue
 stays at 1M items. Training runs one epoch (train.max_epochs=1, which still validates once); the
-reported valid/test metrics use full ranking over all 1M items, which dominates the time of the
-evaluating stages. SASRec at 1M items uses `model.optim.loss=bce_1neg` (full-softmax CE would
+reported valid/test metrics use full ranking over all 1M items of a seeded sample of
+`--eval-users` users per split (`eval.sample_users`; 0 = every user: at 10M interactions that is
+~0.5M users × 1M items per split, hours on 2 cores), which dominates the time of the evaluating
+stages. SASRec at 1M items uses `model.optim.loss=bce_1neg` (full-softmax CE would
 need batch × 1M logits) and 1024 windows per batch (fewer dense Adam steps over the 64M-float
 item table); PrepRec keeps its recipe (bce_1neg is its default).
 
-    python bench/bench_scale.py --events 1000000 10000000 --root /tmp/recx_scale
+    python bench/bench_scale.py --events 1000000 10000000 --root <scratch folder>
 
 Prints one Markdown table (stage × size) and writes it as JSON next to the outputs.
 """
@@ -47,13 +49,14 @@ def data_overrides(prefix: str, sigma: float, events: int) -> list[str]:
             f"{prefix}.filters.k_core.user=0", f"{prefix}.filters.k_core.item=0"]
 
 
-def stages(events: int) -> list[tuple[str, list[str]]]:
+def stages(events: int, eval_users: int = 0) -> list[tuple[str, list[str]]]:
     src, tgt = SOURCE[0], TARGET[0]
     src_pre = data_overrides("dataset", SOURCE[1], events)
     tgt_pre = data_overrides("dataset", TARGET[1], events)
     src_as = data_overrides(f"source.{src}", SOURCE[1], events)
     tgt_as = data_overrides("target", TARGET[1], events)
-    one_epoch = ["train.max_epochs=1"]
+    one_epoch = ["train.max_epochs=1", *([f"eval.sample_users={eval_users}"] if eval_users
+                                         else [])]
     return [
         ("preprocess source", ["preprocess", f"dataset={src}", "figures=false", *src_pre]),
         ("preprocess target", ["preprocess", f"dataset={tgt}", "figures=false", *tgt_pre]),
@@ -96,6 +99,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--root", type=Path, default=Path("scale_outputs"))
     ap.add_argument("--only", nargs="*", default=None, help="run only these stages (names)")
+    ap.add_argument("--eval-users", type=int, default=10_000,
+                    help="users ranked per split (eval.sample_users); 0 = every user")
     args = ap.parse_args()
 
     results = {}
@@ -103,7 +108,7 @@ def main() -> None:
         root = (args.root / f"e{events}").resolve()
         root.mkdir(parents=True, exist_ok=True)
         rows = {}
-        for name, stage_args in stages(events):
+        for name, stage_args in stages(events, args.eval_users):
             if args.only and name not in args.only:
                 continue
             print(f"[{time.strftime('%H:%M:%S')}] {events:,} interactions: {name}", flush=True)
