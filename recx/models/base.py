@@ -69,6 +69,13 @@ class RecModel(nn.Module):
         """Shape the model for adaptation to `domain` (new target tables, frozen parts).
         The default adapts every weight (PrepRec's few-shot mode)."""
 
+    # a model that derives post-training state from its pre-training domain (IDP's matcher)
+    # sets this; the stages then call `attach_pretraining` after loading a pretrain checkpoint
+    uses_pretraining_domain: ClassVar[bool] = False
+
+    def attach_pretraining(self, domain) -> None:
+        """After a pretrain checkpoint is loaded: `domain` is what it was pre-trained on."""
+
     # -- maths --------------------------------------------------------------------------------
     def loss(self, batch) -> torch.Tensor:
         raise NotImplementedError(f"{self.name} is not trainable")

@@ -114,9 +114,16 @@ class IDP(SASRec):
     # kept, so CDIM reads each source's own text; batches still come from one source each.
     mixes_domains: ClassVar[bool] = True
     # model keys that only act after pre-training: left out of the pretrain checkpoint hash, so
-    # a retrieval sweep or a fine-tuning option reuses one pre-trained model
-    posttrain_keys: ClassVar[tuple[str, ...]] = ("retrieval", "transfer_encoder", "finetune",
-                                                 "optim.finetune")
+    # a retrieval sweep, a matcher variant or a fine-tuning option reuses one pre-trained model
+    # (phase A's weights never depend on CDIM; a checkpoint whose matcher was fitted with other
+    # settings gets the requested one from `attach_pretraining`). The head's sizes stay in the
+    # hash: they shape the checkpoint's buffers.
+    uses_pretraining_domain: ClassVar[bool] = True
+    posttrain_keys: ClassVar[tuple[str, ...]] = (
+        "retrieval", "transfer_encoder", "finetune", "optim.finetune",
+        *(f"cdim.{k}" for k in ("dropout", "temperature", "behaviour_positive",
+                                "cooccur_window", "alpha_text", "alpha_beh",
+                                "finetune_backbone", "optim", "backbone_optim")))
 
     def __init__(self, n_items: int = 0, *, plm_size: int = 384, backbone: dict | None = None,
                  softmax_scope: str = "domain", cdim: dict | None = None,
@@ -317,6 +324,28 @@ class IDP(SASRec):
             self.pre_hash.fill_(h)
             key = matcher.key.encode()[:KEY_BYTES].ljust(KEY_BYTES, b"\0")
             self.matcher_key.copy_(torch.tensor(list(key), dtype=torch.uint8))
+
+    def attach_pretraining(self, domain) -> None:
+        """After loading a pre-trained checkpoint: `domain` is the domain it was pre-trained on.
+        When the checkpoint's matcher was fitted with other CDIM settings than this model's
+        (e.g. the text-only ablation of a CDIM pre-training), fit (or load from the cache) the
+        requested matcher on that domain and swap it in; phase A's weights stay as they are."""
+        from recx.data.features.cdim import fit_matcher, matcher_key
+
+        if not self.bound or hash64(domain.data_hash) != int(self.pre_hash):
+            raise ConfigError(f"this IDP was not pre-trained on {domain.name}",
+                              hint="pass the pre-training's source= list")
+        want = matcher_key(domain, self.cdim_cfg, self.plm_size)
+        if want.encode()[:KEY_BYTES] == bytes(self.matcher_key.cpu().tolist()).rstrip(b"\0"):
+            return
+        log.info("IDP: fitting the matcher of the requested CDIM settings on %s", domain.name)
+        matcher = fit_matcher(domain, self.cdim_cfg, self.plm_size, self.device)
+        self.cdim.load_state_dict(matcher.head)
+        with torch.no_grad():
+            self.cdim_index.copy_(torch.from_numpy(matcher.index))
+            key = matcher.key.encode()[:KEY_BYTES].ljust(KEY_BYTES, b"\0")
+            self.matcher_key.copy_(torch.tensor(list(key), dtype=torch.uint8))
+        self._texts, self._retrieved = {}, {}
 
     def matcher_key_str(self) -> str:
         return bytes(self.matcher_key.cpu().tolist()).rstrip(b"\0").decode()

@@ -18,7 +18,7 @@ from recx.config.resolvers import source_key
 from recx.models.registry import build_model, model_class
 from recx.stages import StageResult
 from recx.stages.common import evaluate_rows, load_model_file
-from recx.stages.pretrain import pretrain_entry, source_domains
+from recx.stages.pretrain import pretrain_entry, source_domains, training_domains
 from recx.stages.train import active_compat
 
 
@@ -44,6 +44,8 @@ def pretrained_model(ctx, model_cfg=None):
     path = artifacts.require(entry, f"pretrained {cls.name} on source "
                              f"{source_key(cfg.source)}", cmd, h)
     model, _ = load_model_file(path, model_cfg, ctx.device)
+    if cls.uses_pretraining_domain:
+        model.attach_pretraining(training_domains(ctx, cls, source_domains(ctx))[0])
     return model, h
 
 

@@ -452,7 +452,11 @@ def test_cold_finetune_looks_up_the_full_pretraining_and_retrieval_keys_share_it
     assert parent_hash(**{"train.user_fraction": 0.1}) == base  # cold: the target's users only
     assert parent_hash(**{"model.retrieval.m": 3, "model.finetune.freeze": "items",
                           "model.optim.finetune.lr": 0.01, "model.transfer_encoder": False}) == base
-    assert parent_hash(**{"model.cdim.alpha_beh": 0.0}) != base  # CDIM is pre-training
+    # the matcher's settings act after pre-training (attach_pretraining refits it); its head
+    # sizes shape the checkpoint
+    assert parent_hash(**{"model.cdim.alpha_beh": 0.0,
+                          "model.cdim.behaviour_positive": "none"}) == base
+    assert parent_hash(**{"model.cdim.head": [64, 32]}) != base
     assert parent_hash(**{"model.optim.pretrain.lr": 0.01}) != base
     cold = cfg.copy()
     cold.train.user_fraction = 0.1

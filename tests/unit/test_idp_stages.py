@@ -54,3 +54,38 @@ def test_pretrain_transfer_and_cold_finetune(tmp_path, monkeypatch):
     state = torch.load(finetuned[0], weights_only=True)["state_dict"]
     assert state["target_delta"].shape == (n["tiny_b"] + 1, 8) and "target_base" in state
     assert len(list((tmp_path / "outputs" / "artifacts" / "pretrain").rglob("model.pt"))) == 2
+
+
+def test_a_matcher_variant_reuses_the_pretraining_with_its_own_matcher(tmp_path):
+    """The text-only matcher ablation (cdim.behaviour_positive=none) finds the CDIM
+    pre-training, swaps in a matcher fitted with its own settings (cached), and scores with it;
+    the default settings keep the checkpoint's matcher."""
+    from recx.data.features.cdim import fit_matcher
+    from recx.models.idp import IDP
+    from recx.stages.common import Context, load_model_file
+    from recx.stages.transfer import pretrained_model
+    from tests.conftest import compose
+
+    src = ["source=[tiny]", *SMALL]
+    stage(tmp_path, "pretrain", *src)
+    text_only = [*src, "model.cdim.behaviour_positive=none", "target=tiny_b"]
+    zs = stage(tmp_path, "transfer", *src, "target=tiny_b")
+    ab = stage(tmp_path, "transfer", *text_only)
+    assert {r["ckpt_hash"] for r in zs.rows} == {r["ckpt_hash"] for r in ab.rows}
+    assert len(list((tmp_path / "outputs" / "artifacts" / "pretrain").rglob("model.pt"))) == 1
+
+    def load(over):
+        cfg = compose("transfer", ["model=idp", *over], root=tmp_path)
+        ctx = Context(cfg=cfg, run_dir=tmp_path, device=torch.device("cpu"))
+        return ctx, pretrained_model(ctx)[0]
+
+    ctx, model = load(text_only)
+    ckpt = next((tmp_path / "outputs" / "artifacts" / "pretrain").rglob("model.pt"))
+    saved, _ = load_model_file(ckpt, ctx.cfg.model, ctx.device)
+    want = fit_matcher(ctx.domain(ctx.cfg.source.tiny), model.cdim_cfg, model.plm_size)
+    assert model.matcher_key_str() == want.key != saved.matcher_key_str()
+    torch.testing.assert_close(model.cdim_index, torch.from_numpy(want.index))
+    torch.testing.assert_close(model.net.item_emb.weight, saved.net.item_emb.weight)  # phase A
+    _, default = load([*src, "target=tiny_b"])
+    assert default.matcher_key_str() == saved.matcher_key_str()
+    assert isinstance(default, IDP)
