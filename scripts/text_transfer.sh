@@ -38,11 +38,11 @@ for seed in $SEEDS; do
   run recx train -m model=sasrec,pop dataset="$T" seed="$seed" $C
   run recx train -m model=sasrec dataset="$T" seed="$seed" train.user_fraction="$COLD" $C
   # IDP: SASRec over the union of the sources' ids + CDIM; then the text-only matcher ablation
+  # (the same pre-training with its own matcher)
   run recx pretrain model=idp source="$P" seed="$seed" $C
   run recx transfer -m model=idp source="$P" target="$T" seed="$seed" $C
   run recx finetune -m model=idp source="$P" target="$T" seed="$seed" \
     train.user_fraction="$COLD,1.0" $C
-  run recx pretrain model=idp source="$P" seed="$seed" $TEXT_ONLY $C
   run recx transfer -m model=idp source="$P" target="$T" seed="$seed" $TEXT_ONLY $C
   run recx finetune -m model=idp source="$P" target="$T" seed="$seed" $TEXT_ONLY \
     train.user_fraction="${COLD%%,*},1.0" $C
