@@ -71,3 +71,15 @@ paths=$(for o in ${EXTRA:-}; do [[ $o == paths.* ]] && echo "$o"; done)  # repor
 where="+report.where.target=[$(join $TARGETS)]"
 recx report report.name="$REPORT" report.layout=matrix "$where" $paths
 recx report report.name="${REPORT}_table" report.rows=[setting,model,base,source] "$where" $paths
+# where the report landed: paths.outputs, else paths.root/outputs
+outputs=outputs
+for o in $paths; do
+  case $o in paths.root=*) outputs=${o#paths.root=}/outputs ;; esac
+done
+for o in $paths; do
+  case $o in paths.outputs=*) outputs=${o#paths.outputs=} ;; esac
+done
+for m in ${MODELS//,/ }; do
+  say "claims: $m"
+  python scripts/transfer_claims.py "$outputs/tables/${REPORT}_table/results.csv" --model "$m"
+done
