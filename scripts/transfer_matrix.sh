@@ -2,7 +2,8 @@
 # The transfer matrix of the PrepRec and statmlp issues on the development data sets:
 # pre-train on each source (and on all three together), transfer zero-shot to every target that is
 # not a source, next to Pop and SASRec trained on the target and the interpolation of each
-# transferred model with SASRec; full ranking and 100 sampled negatives; then one report.
+# transferred model with SASRec; full ranking and 100 sampled negatives; then the reports (matrix
+# heatmaps, one table, one row per seed) and the papers' claims (scripts/transfer_claims.py).
 #
 #   python scripts/link_dev_data.py          # once: data/<config> → the development copies
 #   bash scripts/transfer_matrix.sh          # the whole matrix (many CPU hours on 2 cores)
@@ -71,6 +72,9 @@ paths=$(for o in ${EXTRA:-}; do [[ $o == paths.* ]] && echo "$o"; done)  # repor
 where="+report.where.target=[$(join $TARGETS)]"
 recx report report.name="$REPORT" report.layout=matrix "$where" $paths
 recx report report.name="${REPORT}_table" report.rows=[setting,model,base,source] "$where" $paths
+# one row per seed: the claims pair every interpolation with the SASRec seed it blends
+recx report report.name="${REPORT}_seeds" report.rows=[setting,model,base,source,seed] \
+  report.figures=false "$where" $paths
 # where the report landed: paths.outputs, else paths.root/outputs
 outputs=outputs
 for o in $paths; do
@@ -81,5 +85,5 @@ for o in $paths; do
 done
 for m in ${MODELS//,/ }; do
   say "claims: $m"
-  python scripts/transfer_claims.py "$outputs/tables/${REPORT}_table/results.csv" --model "$m"
+  python scripts/transfer_claims.py "$outputs/tables/${REPORT}_seeds/results.csv" --model "$m"
 done
