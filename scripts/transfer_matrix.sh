@@ -69,12 +69,14 @@ done
 
 say "report"
 paths=$(for o in ${EXTRA:-}; do [[ $o == paths.* ]] && echo "$o"; done)  # report takes paths only
-where="+report.where.target=[$(join $TARGETS)]"
-recx report report.name="$REPORT" report.layout=matrix "$where" $paths
-recx report report.name="${REPORT}_table" report.rows=[setting,model,base,source] "$where" $paths
+# this matrix's models only (the text models' runs on the same targets live in outputs/ too)
+where=("+report.where.target=[$(join $TARGETS)]" "+report.where.model=[pop,sasrec,$MODELS]")
+recx report report.name="$REPORT" report.layout=matrix "${where[@]}" $paths
+recx report report.name="${REPORT}_table" report.rows=[setting,model,base,source] "${where[@]}" \
+  $paths
 # one row per seed: the claims pair every interpolation with the SASRec seed it blends
 recx report report.name="${REPORT}_seeds" report.rows=[setting,model,base,source,seed] \
-  report.figures=false "$where" $paths
+  report.figures=false "${where[@]}" $paths
 # where the report landed: paths.outputs, else paths.root/outputs
 outputs=outputs
 for o in $paths; do
