@@ -78,13 +78,11 @@ recx report report.name="${REPORT}_table" report.rows=[setting,model,base,source
 recx report report.name="${REPORT}_seeds" report.rows=[setting,model,base,source,seed] \
   report.figures=false "${where[@]}" $paths
 # where the report landed: paths.outputs, else paths.root/outputs
-outputs=outputs
+root=. outputs=
 for o in $paths; do
-  case $o in paths.root=*) outputs=${o#paths.root=}/outputs ;; esac
+  case $o in paths.root=*) root=${o#*=} ;; paths.outputs=*) outputs=${o#*=} ;; esac
 done
-for o in $paths; do
-  case $o in paths.outputs=*) outputs=${o#paths.outputs=} ;; esac
-done
+outputs=${outputs:-$root/outputs}
 for m in ${MODELS//,/ }; do
   say "claims: $m"
   python scripts/transfer_claims.py "$outputs/tables/${REPORT}_seeds/results.csv" --model "$m"
