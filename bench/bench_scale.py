@@ -14,7 +14,11 @@ item table); PrepRec keeps its recipe (bce_1neg is its default).
 
     python bench/bench_scale.py --events 1000000 10000000 --root <scratch folder>
 
-Prints one Markdown table (stage × size) and writes it as JSON next to the outputs.
+Prints one Markdown table (stage × size) and writes it as JSON next to the outputs. The JSON
+is also the resume point: a later call measures only the stages it lacks (or that failed), so
+a long size can be measured over several sittings, e.g. `--only "pretrain preprec"`; a stage cut
+off midway starts over (`train.resume=never`), so every recorded time is one whole stage.
+`--redo` measures everything again.
 """
 
 from __future__ import annotations
@@ -73,6 +77,8 @@ def stages(events: int, eval_users: int = 0) -> list[tuple[str, list[str]]]:
 def run_stage(args: list[str], root: Path, log: Path) -> dict:
     """One recx process; wall, CPU and peak RSS of that process alone (wait4)."""
     cmd = [sys.executable, "-m", "recx", *args, f"paths.root={root}", "progress=false"]
+    if args[0] != "preprocess":  # a stage cut off earlier must not resume from its last epoch
+        cmd.append("train.resume=never")
     t0 = time.perf_counter()
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
@@ -101,29 +107,43 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="run only these stages (names)")
     ap.add_argument("--eval-users", type=int, default=10_000,
                     help="users ranked per split (eval.sample_users); 0 = every user")
+    ap.add_argument("--redo", action="store_true",
+                    help="measure stages again that the results JSON already holds")
     args = ap.parse_args()
 
-    results = {}
+    store = args.root / "scale_results.json"
+    # JSON keys are strings: the sizes measured earlier, merged with this call's
+    results = {int(k): v for k, v in json.loads(store.read_text()).items()} \
+        if store.exists() else {}
+
+    def save(events: int, root: Path, rows: dict) -> None:
+        """After every stage, so a cut-off call keeps what it measured."""
+        results[events] = {"stages": rows, "source": domain_stats(root, SOURCE[0]),
+                           "target": domain_stats(root, TARGET[0])}
+        tmp = store.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(results, indent=1))
+        tmp.replace(store)  # never a half-written resume point
+
     for events in args.events:
         root = (args.root / f"e{events}").resolve()
         root.mkdir(parents=True, exist_ok=True)
-        rows = {}
+        rows = {} if args.redo else dict(results.get(events, {}).get("stages", {}))
         for name, stage_args in stages(events, args.eval_users):
             if args.only and name not in args.only:
                 continue
+            if rows.get(name, {}).get("exit") == 0:
+                print(f"{events:,} interactions: {name} measured earlier: {rows[name]}")
+                continue
             print(f"[{time.strftime('%H:%M:%S')}] {events:,} interactions: {name}", flush=True)
             rows[name] = run_stage(stage_args, root, root / f"{name.replace(' ', '_')}.log")
+            if name.startswith("pretrain ") and rows[name]["exit"] == 0:
+                rows[name]["train_s"] = fit_seconds(root, name.split()[1])
             print(f"    {rows[name]}", flush=True)
+            save(events, root, rows)
             if rows[name]["exit"] != 0:
                 break
-        for model in ("preprec", "sasrec"):
-            if f"pretrain {model}" in rows:
-                rows[f"pretrain {model}"]["train_s"] = fit_seconds(root, model)
-        results[events] = {"stages": rows, "source": domain_stats(root, SOURCE[0]),
-                           "target": domain_stats(root, TARGET[0])}
-        (args.root / "scale_results.json").write_text(json.dumps(results, indent=1))
 
-    sizes = list(results)
+    sizes = sorted(results)
     print(f"\n{ITEMS:,} items; wall s / CPU s / peak RSS GiB per stage (one process each)")
     for ev in sizes:
         s, t = results[ev]["source"], results[ev]["target"]
