@@ -14,7 +14,8 @@ import torch
 
 from recx import artifacts
 from recx.config.resolvers import source_key
-from recx.eval.interpolation import blender, select_alpha
+from recx.errors import ConfigError
+from recx.eval.interpolation import blender, gated_alpha, select_alpha
 from recx.models.registry import build_model, model_class
 from recx.stages import StageResult
 from recx.stages.common import Context, load_model_file, make_evaluator, result_rows
@@ -94,17 +95,24 @@ def run(ctx: Context) -> StageResult:
     valid_curve = [score("valid", i) for i in range(len(alphas))]
     test_curve = [score("test", i) for i in range(len(alphas))]
     best = select_alpha(alphas, valid_curve)
+    i0 = alphas.index(0.0) if 0.0 in alphas else None
+    gate = _gate(ip, results["valid"], alphas, valid_curve, i0, metric, ctx.seed)
+    if gate is not None:
+        best = gate["index"]
     if ip.holdout_check:
         _holdout_check(results["valid"], alphas, score, ctx.seed)
     skey = source_key(cfg.source) if t_model.capabilities.trainable else None
     rows = []
-    i0 = alphas.index(0.0) if 0.0 in alphas else None
     base_test = test_curve[i0] if i0 is not None else None
     for i, a in enumerate(alphas):
         for split in ("valid", "test"):
             fields = dict(setting="interpolate", model=t_model.name, base=d_model.name,
                           source=skey, alpha=a, selected=(i == best), ckpt_hash=t_hash,
-                          base_ckpt_hash=d_hash, interpolation_norm=str(ip.norm))
+                          base_ckpt_hash=d_hash, interpolation_norm=str(ip.norm),
+                          alpha_select=str(ip.select))
+            if gate is not None:  # a variant of the method: reports keep it apart by tag
+                fields.update(alpha_gain_lower_bound=gate["bound"],
+                              tag=cfg.get("tag") or "alpha_gated")
             new = result_rows(ctx, results[split], evaluator, target, variant=i, **fields)
             if split == "test" and i == best and base_test:
                 for r in new:
@@ -120,6 +128,30 @@ def run(ctx: Context) -> StageResult:
     shown = [r for r in rows if r["slice"] == "all" and (r["selected"] or r["alpha"] in (0, 1))]
     return StageResult(rows, title=f"interpolation {t_model.name}+{d_model.name} on "
                        f"{target.name}: α*={alphas[best]:.2f} (shown: α*, 0, 1)", display=shown)
+
+
+def _gate(ip, valid, alphas, valid_curve, i0, metric, seed) -> dict | None:
+    """interpolate.select=gated: keep α* only where its validation gain over α = 0 is
+    significant (paired bootstrap over the validation users); None under select=argmax."""
+    select = str(ip.select)
+    if select == "argmax":
+        return None
+    if select != "gated":
+        raise ConfigError(f"interpolate.select={select!r}", hint="use argmax or gated")
+    if i0 is None:
+        raise ConfigError("interpolate.select=gated needs 0.0 in interpolate.alphas",
+                          hint="the gate compares α* with the base model alone (α = 0)")
+    from recx.eval import metrics as M
+
+    name, k = metric.split("@")
+    best, bound = gated_alpha(
+        alphas, valid_curve, lambda i: M.per_user(valid.ranks[i], name, int(k)), i0,
+        float(ip.gate_confidence), int(ip.gate_resamples), np.random.default_rng(seed))
+    if bound is not None:
+        log.info("α gate: α* = %.2f gains %s ≥ %.5f on valid at %.0f %% confidence → %s",
+                 alphas[select_alpha(alphas, valid_curve)], metric, bound,
+                 100 * float(ip.gate_confidence), "kept" if best != i0 else "α = 0")
+    return {"index": best, "bound": bound}
 
 
 def _trim(batch, max_len):

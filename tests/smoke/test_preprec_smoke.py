@@ -42,6 +42,13 @@ def test_preprec_stages_on_tiny(tmp_path):
     rows = stage("interpolate", [*common, *target, "base=sasrec"], tmp_path)
     assert sum(r["selected"] is True for r in rows if r["slice"] == "all") == 2  # valid + test
     assert (tmp_path / "runs" / "interpolate" / "alpha_curve.png").exists()
+    # the significance-gated α: its own tag; α* stays only with a positive lower bound
+    rows = stage("interpolate", [*common, *target, "base=sasrec", "interpolate.select=gated"],
+                 tmp_path)
+    chosen = [r for r in rows if r["selected"] is True and r["slice"] == "all"]
+    assert {r["tag"] for r in rows} == {"alpha_gated"} and len(chosen) == 2
+    bound = chosen[0]["alpha_gain_lower_bound"]
+    assert chosen[0]["alpha"] == 0.0 or bound > 0
     # every paper-compat switch (a checkpoint of its own) under the sampled protocol
     compat = ["model=preprec", "train=fast", "model.max_len=20", "source=tiny",
               "model.paper_compat=true"]
