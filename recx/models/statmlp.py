@@ -51,7 +51,7 @@ ALL_FIELDS = USER_FIELDS + ITEM_FIELDS + EDGE_FIELDS
 DEFAULT_OPTIM = {"batch_size": 2048, "lr": 1e-3, "weight_decay": 1e-6, "max_epochs": 50,
                  "eval_every": 1, "patience": 5, "loss": "bpr", "sampler": "bpr_triples",
                  "valid_sample_users": None}
-_GRID_FLOATS = 1 << 24  # bound on users × items × edge clusters per assignment chunk
+_GRID_FLOATS = 1 << 24  # bound on the values one assignment/scoring chunk holds
 
 
 class StatMLP(RecModel):
@@ -281,8 +281,12 @@ class StatMLP(RecModel):
         return torch.where(ok, lab, torch.full_like(lab, n_rows - 1))
 
     def _chunk(self, n_users: int) -> int:
-        k = self.entry["centroids"].shape[0] if self.needs_edges else 1
-        return max(1, min(self.score_chunk_items, _GRID_FLOATS // max(1, n_users * k)))
+        """Items per assignment/scoring chunk: `assign_grid` holds about 8 values per pair
+        (l1: its [B, n, d] edge vectors and [B, n, k] products)."""
+        per_pair = 8
+        if self.needs_edges and self.stats_cfg.edge.op == "l1":
+            per_pair = sum(self.entry["centroids"].shape)
+        return max(1, min(self.score_chunk_items, _GRID_FLOATS // max(1, n_users * per_pair)))
 
     def _edge_rows_all(self, users: torch.Tensor) -> torch.Tensor:
         """Edge-code rows [B, N + 1] of `users` × every item, in item chunks."""

@@ -297,21 +297,36 @@ def assign_pairs(ue: torch.Tensor, ie: torch.Tensor, centroids: torch.Tensor,
 
 def assign_grid(ue: torch.Tensor, ie: torch.Tensor, centroids: torch.Tensor,
                 op: str) -> torch.Tensor:
-    """Nearest edge centroid of every pair of B users × n items → [B, n] (long), without
-    materialising the B × n edge vectors where the operator factorises:
-    hadamard: x·c = u·(i ⊙ c); average: (u·c + i·c)/2; l2: u²·c − 2u·(i ⊙ c) + i²·c."""
-    c2 = (centroids * centroids).sum(1)  # [k]
-    b, n, k = ue.shape[0], ie.shape[0], centroids.shape[0]
-    if op == "hadamard":
-        xc = (ue @ (ie[:, None, :] * centroids[None]).reshape(n * k, -1).T).view(b, n, k)
-    elif op == "average":
-        xc = ((ue @ centroids.T)[:, None, :] + (ie @ centroids.T)[None]) / 2
-    elif op == "l2":
-        cross = (ue @ (ie[:, None, :] * centroids[None]).reshape(n * k, -1).T).view(b, n, k)
-        xc = ((ue * ue) @ centroids.T)[:, None, :] - 2 * cross + ((ie * ie) @ centroids.T)[None]
-    else:
+    """Nearest edge centroid of every pair of B users × n items → [B, n] (long).
+
+    argmin_c ‖x − c‖² = argmax_c (x·c − ‖c‖²/2). Where the operator factorises, x·c for one
+    centroid is one [B, n] product, and a running maximum over the centroids (first index on
+    exact ties, as argmin) never holds a [B, n, k] tensor: that tensor's memory traffic, not the
+    arithmetic, was the cost (bench/bench_statmlp_assign.py).
+    hadamard: x·c = u·(i ⊙ c); average: (u·c + i·c)/2; l2: u²·c − 2u·(i ⊙ c) + i²·c.
+    l1 (|u − i|, no factorisation) builds the [B, n, d] edge vectors once."""
+    half_c2 = (centroids * centroids).sum(1) / 2  # [k]
+    if op == "l1":
         xc = (ue[:, None, :] - ie[None]).abs() @ centroids.T
-    return (c2 - 2 * xc).argmin(-1)
+        return (xc - half_c2).argmax(-1)
+    if op == "average":
+        uc, ic = ue @ centroids.T / 2, ie @ centroids.T / 2  # [B, k], [n, k]
+    elif op == "l2":
+        uc, ic = (ue * ue) @ centroids.T, (ie * ie) @ centroids.T
+    best = torch.full((ue.shape[0], ie.shape[0]), -torch.inf, dtype=ue.dtype, device=ue.device)
+    arg = torch.zeros(best.shape, dtype=torch.long, device=ue.device)
+    for j in range(centroids.shape[0]):
+        if op == "hadamard":
+            s = ue @ (ie * centroids[j]).T
+        elif op == "average":
+            s = uc[:, j, None] + ic[None, :, j]
+        else:  # l2
+            s = uc[:, j, None] - 2 * ue @ (ie * centroids[j]).T + ic[None, :, j]
+        s -= half_c2[j]
+        better = s > best
+        best = torch.maximum(best, s)
+        arg.masked_fill_(better, j)
+    return arg
 
 
 def edge_clusters(ue: np.ndarray, ie: np.ndarray, cfg: EdgeConfig, seed: int):
