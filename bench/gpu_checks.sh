@@ -47,7 +47,7 @@ timeout "$TOPK_S" "$PY" bench/bench_topk.py "${TOPK[@]}" 2>&1 | tee "$OUT/topk.t
 
 say "ml-100k: preprocess once, then BERT4Rec ×3, GRU4Rec ×3, SASRec ×1 side by side"
 common=(dataset=ml_100k device="$DEVICE" paths.outputs="$ROOT/outputs" progress=false "${TRAIN[@]}")
-"${RECX[@]}" preprocess dataset=ml_100k paths.outputs="$ROOT/outputs" progress=false >/dev/null
+"${RECX[@]}" preprocess dataset=ml_100k paths.outputs="$ROOT/outputs" progress=false || exit 1
 jobs=()
 for run in bert4rec:0 bert4rec:1 bert4rec:2 gru4rec:0 gru4rec:1 gru4rec:2 sasrec:0; do
   m=${run%:*} s=${run#*:}
