@@ -31,11 +31,19 @@ def pct(new: float, old: float) -> str:
     return f"{100 * (new / old - 1):+.1f} %" if old else "n/a"
 
 
-def claims(frame: pd.DataFrame, model: str, base: str = "sasrec") -> pd.DataFrame:
-    """One row per (target, protocol, source): zero-shot and interpolated scores as ratios."""
+def claims(frame: pd.DataFrame, model: str, base: str = "sasrec",
+           tag: str | None = None) -> pd.DataFrame:
+    """One row per (target, protocol, source): zero-shot and interpolated scores as ratios.
+
+    Tagged rows are variants (an ablation, `interpolate.select=gated`, …): only untagged rows
+    count, except that `tag` picks the interpolation rows of that variant instead."""
     if "seed" not in frame:
         raise ValueError("the table has no seed column: report it with "
                          "report.rows=[setting,model,base,source,seed]")
+    if "tag" in frame:
+        untagged, blend = frame.tag.isna(), frame.setting == "interpolate"
+        keep = untagged & ~blend | (blend & (untagged if tag is None else frame.tag.eq(tag)))
+        frame = frame[keep]
     full_users = frame[frame.get("user_fraction", 1.0).fillna(1.0) == 1.0]
     # Pop masks the history (its own protocol string); pair it with the target's protocol family
     family = full_users.protocol.str.replace(r"/mask=[^/]+", "", regex=True)
@@ -70,12 +78,14 @@ def main() -> None:
                     help="results.csv of a recx report (rows incl. source and seed)")
     ap.add_argument("--model", default="preprec", help="the transferred model (preprec, statmlp)")
     ap.add_argument("--base", default="sasrec", help="the in-domain model it is compared with")
+    ap.add_argument("--tag", default=None,
+                    help="the interpolation variant to read (e.g. alpha_gated); default: untagged")
     args = ap.parse_args()
     if not args.results.is_file():
         raise SystemExit(f"{args.results}: no such file; run `recx report "
                          "report.rows=[setting,model,base,source,seed]` first")
     try:
-        table = claims(pd.read_csv(args.results), args.model, args.base)
+        table = claims(pd.read_csv(args.results), args.model, args.base, args.tag)
     except ValueError as err:
         raise SystemExit(f"{args.results}: {err}") from None
     if table.empty:

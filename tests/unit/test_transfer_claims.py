@@ -46,3 +46,17 @@ def test_claims_pair_each_blend_with_its_own_seed():
 def test_claims_need_the_seed_column():
     with pytest.raises(ValueError, match="seed"):
         transfer_claims.claims(frame().drop(columns="seed"), "preprec")
+
+
+def test_tagged_variants_stay_apart():
+    tagged = frame()
+    tagged["tag"] = None
+    gated = row("interpolate", "preprec", 0, 0.10, 0.20, source="s") | {"tag": "alpha_gated"}
+    ablation = row("zero_shot", "preprec", 0, 0.50, 0.50, source="s") | {"tag": "text_only"}
+    tagged = pd.concat([tagged, pd.DataFrame([gated, ablation])], ignore_index=True)
+    (r,) = transfer_claims.claims(tagged, "preprec").to_dict("records")
+    # the untagged rows alone: as in the first test
+    assert (r["seeds"], r["NDCG@10 interpolation gain"]) == (2, "+10.0 %")
+    (r,) = transfer_claims.claims(tagged, "preprec", tag="alpha_gated").to_dict("records")
+    # the gated blend fell back to SASRec seed 0 (0.10): no gain; zero-shot rows untagged still
+    assert (r["seeds"], r["NDCG@10 interpolation gain"]) == (2, "+0.0 %")
