@@ -58,11 +58,12 @@ def transferred_model(ctx: Context, target):
 
 def run(ctx: Context) -> StageResult:
     cfg = ctx.cfg
+    ip = cfg.interpolate
+    alphas = [float(a) for a in ip.alphas]
+    _check_select(ip, alphas)
     target = ctx.domain(cfg.target)
     t_model, t_hash = transferred_model(ctx, target)
     d_model, d_hash = base_model(ctx, target)
-    ip = cfg.interpolate
-    alphas = [float(a) for a in ip.alphas]
     seq = t_model.capabilities.sequential or d_model.capabilities.sequential
     max_len = max(getattr(t_model, "max_len", 1), getattr(d_model, "max_len", 1))
 
@@ -133,14 +134,8 @@ def run(ctx: Context) -> StageResult:
 def _gate(ip, valid, alphas, valid_curve, i0, metric, seed) -> dict | None:
     """interpolate.select=gated: keep α* only where its validation gain over α = 0 is
     significant (paired bootstrap over the validation users); None under select=argmax."""
-    select = str(ip.select)
-    if select == "argmax":
+    if str(ip.select) == "argmax":
         return None
-    if select != "gated":
-        raise ConfigError(f"interpolate.select={select!r}", hint="use argmax or gated")
-    if i0 is None:
-        raise ConfigError("interpolate.select=gated needs 0.0 in interpolate.alphas",
-                          hint="the gate compares α* with the base model alone (α = 0)")
     from recx.eval import metrics as M
 
     name, k = metric.split("@")
@@ -152,6 +147,16 @@ def _gate(ip, valid, alphas, valid_curve, i0, metric, seed) -> dict | None:
                  alphas[select_alpha(alphas, valid_curve)], metric, bound,
                  100 * float(ip.gate_confidence), "kept" if best != i0 else "α = 0")
     return {"index": best, "bound": bound}
+
+
+def _check_select(ip, alphas) -> None:
+    """Before any scoring: a typo must not cost a whole evaluation."""
+    select = str(ip.select)
+    if select not in ("argmax", "gated"):
+        raise ConfigError(f"interpolate.select={select!r}", hint="use argmax or gated")
+    if select == "gated" and 0.0 not in alphas:
+        raise ConfigError("interpolate.select=gated needs 0.0 in interpolate.alphas",
+                          hint="the gate compares α* with the base model alone (α = 0)")
 
 
 def _trim(batch, max_len):

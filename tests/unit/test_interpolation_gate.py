@@ -4,8 +4,12 @@ finds its gain over the base (α = 0) significant."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from omegaconf import OmegaConf
 
+from recx.errors import ConfigError
 from recx.eval.interpolation import gain_lower_bound, gated_alpha
+from recx.stages.interpolate import _check_select
 
 ALPHAS = [0.0, 0.5, 1.0]
 
@@ -50,3 +54,11 @@ def test_when_the_base_wins_already_no_bootstrap_is_needed():
     best, bound = gated_alpha(ALPHAS, [1.0, 0.5, 0.2], per_user.get, 0, 0.95, 100,
                               np.random.default_rng(0))
     assert (best, bound) == (0, None)
+
+
+def test_bad_select_values_fail_before_any_scoring():
+    with pytest.raises(ConfigError, match="argmax or gated"):
+        _check_select(OmegaConf.create({"select": "best"}), ALPHAS)
+    with pytest.raises(ConfigError, match=r"0\.0 in interpolate\.alphas"):
+        _check_select(OmegaConf.create({"select": "gated"}), [0.5, 1.0])
+    _check_select(OmegaConf.create({"select": "gated"}), ALPHAS)  # fine
