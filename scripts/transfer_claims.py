@@ -41,7 +41,9 @@ def claims(frame: pd.DataFrame, model: str, base: str = "sasrec",
         raise ValueError("the table has no seed column: report it with "
                          "report.rows=[setting,model,base,source,seed]")
     if "tag" in frame:
-        untagged, blend = frame.tag.isna(), frame.setting == "interpolate"
+        # `recx report` writes an absent key as "–"
+        untagged = frame.tag.isna() | frame.tag.eq("–")
+        blend = frame.setting == "interpolate"
         keep = untagged & ~blend | (blend & (untagged if tag is None else frame.tag.eq(tag)))
         frame = frame[keep]
     full_users = frame[frame.get("user_fraction", 1.0).fillna(1.0) == 1.0]

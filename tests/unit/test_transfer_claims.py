@@ -48,9 +48,10 @@ def test_claims_need_the_seed_column():
         transfer_claims.claims(frame().drop(columns="seed"), "preprec")
 
 
-def test_tagged_variants_stay_apart():
+@pytest.mark.parametrize("absent", [None, "–"])  # "–": how recx report writes no tag
+def test_tagged_variants_stay_apart(absent):
     tagged = frame()
-    tagged["tag"] = None
+    tagged["tag"] = absent
     gated = row("interpolate", "preprec", 0, 0.10, 0.20, source="s") | {"tag": "alpha_gated"}
     ablation = row("zero_shot", "preprec", 0, 0.50, 0.50, source="s") | {"tag": "text_only"}
     tagged = pd.concat([tagged, pd.DataFrame([gated, ablation])], ignore_index=True)
