@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from recx.stages.report import ABSENT
 from recx.tables import markdown
 
 METRICS = ("Recall@10", "NDCG@10")
@@ -41,8 +42,7 @@ def claims(frame: pd.DataFrame, model: str, base: str = "sasrec",
         raise ValueError("the table has no seed column: report it with "
                          "report.rows=[setting,model,base,source,seed]")
     if "tag" in frame:
-        # `recx report` writes an absent key as "–"
-        untagged = frame.tag.isna() | frame.tag.eq("–")
+        untagged = frame.tag.isna() | frame.tag.eq(ABSENT)
         blend = frame.setting == "interpolate"
         keep = untagged & ~blend | (blend & (untagged if tag is None else frame.tag.eq(tag)))
         frame = frame[keep]

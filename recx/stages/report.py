@@ -28,6 +28,7 @@ from recx.tables import SAMPLED_BANNER, markdown
 
 log = logging.getLogger(__name__)
 
+ABSENT = "–"  # how a table writes a key a row does not have (no source, no tag)
 IDENTITY = ["stage", "setting", "model", "mode", "base", "source", "target", "split", "slice",
             "alpha", "protocol", "user_fraction", "tag"]
 # what one source × target matrix holds fixed
@@ -77,7 +78,7 @@ def select(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
 
 def aggregate(frame: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:
     keys = [k for k in keys if k in frame]
-    key_frame = frame[keys].astype(object).where(frame[keys].notna(), "–")
+    key_frame = frame[keys].astype(object).where(frame[keys].notna(), ABSENT)
     grouped = frame.assign(**{k: key_frame[k] for k in keys}).groupby(keys, dropna=False)
     out = []
     for key, g in grouped:
@@ -176,7 +177,7 @@ def run(ctx) -> StageResult:
     rows = []
     for r in agg.replace({np.nan: None}).to_dict("records"):
         rows.append({"status": "ok", "stage": "report", "split": where.get("split"),
-                     "slice": "all", **{k: (None if v == "–" else v) for k, v in r.items()}})
+                     "slice": "all", **{k: (None if v == ABSENT else v) for k, v in r.items()}})
     return StageResult(rows, title=f"report {rc.name}", write=True, display=[])
 
 
@@ -207,10 +208,10 @@ def _matrix_tables(agg: pd.DataFrame, metric: str, out_dir: Path, figures: bool)
     for key, g in agg.groupby(group_keys, dropna=False, sort=True):
         fixed = dict(zip(group_keys, key if isinstance(key, tuple) else (key,), strict=True))
         label = " · ".join(_label(k, v) for k, v in fixed.items()
-                           if k != "protocol" and v not in ("–", None, "all")
+                           if k != "protocol" and v not in (ABSENT, None, "all")
                            and not (k == "user_fraction" and float(v) == 1.0))
         g = g.copy()
-        in_domain = g["source"].isin(["–"]) if "source" in g else pd.Series(True, index=g.index)
+        in_domain = g["source"].isin([ABSENT]) if "source" in g else pd.Series(True, index=g.index)
         g["source"] = g["source"].where(~in_domain, "(trained on target)") if "source" in g \
             else "(trained on target)"
         std_col = f"{metric}_std"
@@ -245,7 +246,7 @@ def _figure_stem(metric: str, fixed: dict) -> str:
     from recx.config.hashing import stable_hash
 
     text = "_".join(str(v) for k, v in [("metric", metric), *fixed.items()]
-                    if v not in ("–", None) and not (k == "user_fraction" and float(v) == 1.0))
+                    if v not in (ABSENT, None) and not (k == "user_fraction" and float(v) == 1.0))
     safe = "".join(ch if ch.isalnum() else "_" for ch in text)[:80].strip("_")
     return f"{safe}_{stable_hash(metric, fixed)[:6]}"
 
