@@ -178,6 +178,7 @@ class EvalSchema:
     sample_users: int | None = None  # rank a seeded sample of this many queries per split
     cold_item_fraction: float = 0.0
     save_ranks: bool = False
+    cache: bool = True  # reuse the ranks of an identical earlier evaluation
 
 
 # ------------------------------------------------------------------------------------------ text

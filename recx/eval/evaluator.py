@@ -96,15 +96,36 @@ class Evaluator:
         return max(1, min(int(self.ev.batch_users), int(self.ev.max_scores) // width))
 
     def run(self, score_fn: ScoreFn, split: str, post: PostFn | None = None,
-            variants: int = 1, sample: int | None = None) -> SplitResult:
+            variants: int = 1, sample: int | None = None,
+            cache_key: str | None = None) -> SplitResult:
         """Rank every query of `split`. `post(scores, masked)` may transform the masked score
         tensor [V, B, C] (e.g. normalise and blend two models) before ranking; `variants` is the
         number of score rows per user it returns, used to bound memory. `sample` ranks only that
         many queries, drawn with `eval.negatives_seed` (the same ones at every call); without it,
-        `eval.sample_users` (null = every query) does the same for every split."""
-        d = self.domain
+        `eval.sample_users` (null = every query) does the same for every split. `cache_key`
+        (`recx.eval.cache.scorer_key`: what identifies score_fn and post) reuses the ranks of an
+        identical earlier call."""
         if sample is None and getattr(self.ev, "sample_users", None):
             sample = int(self.ev.sample_users)
+        if cache_key is None:
+            return self._run(score_fn, split, post, variants, sample)
+        from recx.eval import cache
+
+        path = cache.split_path(self.cache_root, cache_key, self.domain.data_hash, split,
+                                sample, variants, self.max_len, self.mask, self.protocol)
+        hit = cache.load(path)
+        if hit is not None:
+            log.info("%s %s: ranks from the evaluation cache (%s)", self.label, split, path.name)
+            res = SplitResult(split, hit["ranks"].astype(np.int64), hit["users"], hit["targets"],
+                              hit["n_candidates"], hit["history_len"], hit["n_repeat_targets"])
+            res.slices = self._slices(res)
+            return res
+        res = self._run(score_fn, split, post, variants, sample)
+        cache.save(path, res)
+        return res
+
+    def _run(self, score_fn, split, post, variants, sample) -> SplitResult:
+        d = self.domain
         natural = d.queries(split)
         n_q = len(natural.users)
         negs = None

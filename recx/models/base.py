@@ -53,6 +53,9 @@ class RecModel(nn.Module):
         self.n_items = n_items  # ID models size their tables with it; zero-shot models ignore it
         self.optim = dict(optim or {})
         self.domain = None
+        # the evaluation cache's name for these weights (recx.eval.cache): set when loaded from
+        # a checkpoint file; a counting model's scores follow from config and data alone
+        self.weights_identity = None if self.capabilities.trainable else "no weights"
 
     # -- data ---------------------------------------------------------------------------------
     def fit_inputs(self, domain) -> None:

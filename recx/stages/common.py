@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from recx import __version__
 from recx.config.hashing import stable_hash
 from recx.data.domain import DomainData, load_domain
+from recx.eval.cache import file_identity, scorer_key
 from recx.eval.evaluator import Evaluator, SplitResult, resolve_mask
 from recx.store import Store, atomic_write_json, git_state
 from recx.train import checkpoint
@@ -169,9 +170,10 @@ def evaluate_rows(ctx: Context, net, domain: DomainData, splits=("valid", "test"
 
         fields.setdefault("text_encoder", encoder_identity(ctx.cfg.text))
     rows = []
+    key = scorer_key(ctx.cfg, ctx.device, net)
     for split in splits:
         sample = valid_sample(net) if sample_valid and split == "valid" else None
-        res = evaluator.run(score_fn(net), split, sample=sample)
+        res = evaluator.run(score_fn(net), split, sample=sample, cache_key=key)
         rows += result_rows(ctx, res, evaluator, domain, **fields)
     return rows
 
@@ -202,6 +204,7 @@ def load_model_file(path: Path, model_cfg, device, mode: str = "same", before_lo
     if before_load is not None:
         before_load(model)
     checkpoint.load_state(model, ck["state_dict"], mode)
+    model.weights_identity = file_identity(path)  # what the evaluation cache keys on
     return model.to(device).eval(), ck
 
 

@@ -15,6 +15,7 @@ import torch
 from recx import artifacts
 from recx.config.resolvers import source_key
 from recx.errors import ConfigError
+from recx.eval.cache import scorer_key
 from recx.eval.interpolation import blender, gated_alpha, select_alpha
 from recx.models.registry import build_model, model_class
 from recx.stages import StageResult
@@ -81,7 +82,8 @@ def run(ctx: Context) -> StageResult:
     evaluator = make_evaluator(ctx, t_model, target, ev, sequential=seq,
                                label=f"{t_model.name}+{d_model.name}")
     evaluator.max_len = max_len
-    results = {s: evaluator.run(both, s, post=post, variants=len(alphas))
+    key = scorer_key(cfg, ctx.device, t_model, d_model)  # α grid and norm are in cfg
+    results = {s: evaluator.run(both, s, post=post, variants=len(alphas), cache_key=key)
                for s in ("valid", "test")}
     metric = str(ev.select_metric)
     mname, k = metric.split("@")
