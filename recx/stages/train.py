@@ -1,7 +1,8 @@
 """recx train: in-domain training and evaluation of any model on one dataset (setting in_domain).
 
 The checkpoint is an artifact keyed by its content hash, because `interpolate` reuses it as
-`base`; a second identical run is a cache hit that only evaluates.
+`base`; a second identical run is a cache hit that only evaluates (and reads its ranks back
+from the evaluation cache, `recx.eval.cache`).
 """
 
 from __future__ import annotations
