@@ -24,6 +24,14 @@ def stable_hash(*parts: Any, length: int = 12) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:length]
 
 
+def stat_identity(path) -> tuple:
+    """A file as caches key it without reading it: resolved path, size, modification time."""
+    from pathlib import Path
+
+    st = Path(path).stat()
+    return (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
 def drop_keys(tree: dict, keys) -> dict:
     """A shallow copy of `tree` without `keys` (things that never change the artifact)."""
     return {k: v for k, v in tree.items() if k not in set(keys)}

@@ -25,6 +25,7 @@ import logging
 import os
 from pathlib import Path
 
+from recx.config.hashing import stat_identity
 from recx.errors import ChecksumError, ConfigError, DataMissingError
 
 log = logging.getLogger(__name__)
@@ -355,8 +356,7 @@ def _save_sha_memo() -> None:
 
 
 def _memo_key(path: Path) -> tuple:
-    st = Path(path).stat()
-    return (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    return stat_identity(path)
 
 
 def sha256_known(path: Path) -> bool:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from recx.config.hashing import stable_hash
+from recx.config.hashing import drop_keys, stable_hash
 from recx.store import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,6 @@ def source_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
-def file_identity(path: Path) -> str:
-    """A checkpoint file as the cache sees it: where it is, its size and when it was written."""
-    st = Path(path).stat()
-    return f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}"
-
-
 def scorer_key(cfg, device, *models) -> str | None:
     """The part of the key shared by every split of one scorer (one model, or the two models of
     an interpolation); None (never cached) if caching is off or a model's weights are unknown."""
@@ -64,8 +58,7 @@ def scorer_key(cfg, device, *models) -> str | None:
     ids = [getattr(m, "weights_identity", None) for m in models]
     if any(i is None for i in ids):
         return None
-    run = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items()
-           if k not in _VOLATILE}
+    run = drop_keys(OmegaConf.to_container(cfg, resolve=False), _VOLATILE)
     return stable_hash(FORMAT, source_fingerprint(), run, ids, str(device.type), length=16)
 
 

@@ -13,9 +13,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from recx import __version__
-from recx.config.hashing import stable_hash
+from recx.config.hashing import stable_hash, stat_identity
 from recx.data.domain import DomainData, load_domain
-from recx.eval.cache import file_identity, scorer_key
+from recx.eval.cache import scorer_key
 from recx.eval.evaluator import Evaluator, SplitResult, resolve_mask
 from recx.store import Store, atomic_write_json, git_state
 from recx.train import checkpoint
@@ -204,7 +204,7 @@ def load_model_file(path: Path, model_cfg, device, mode: str = "same", before_lo
     if before_load is not None:
         before_load(model)
     checkpoint.load_state(model, ck["state_dict"], mode)
-    model.weights_identity = file_identity(path)  # what the evaluation cache keys on
+    model.weights_identity = stat_identity(path)  # what the evaluation cache keys on
     return model.to(device).eval(), ck
 
 
