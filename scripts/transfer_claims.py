@@ -46,7 +46,9 @@ def claims(frame: pd.DataFrame, model: str, base: str = "sasrec",
         blend = frame.setting == "interpolate"
         keep = untagged & ~blend | (blend & (untagged if tag is None else frame.tag.eq(tag)))
         frame = frame[keep]
-    full_users = frame[frame.get("user_fraction", 1.0).fillna(1.0) == 1.0]
+    if "user_fraction" in frame:  # a report of runs that never set it has no such column
+        frame = frame[frame.user_fraction.fillna(1.0) == 1.0]
+    full_users = frame
     # Pop masks the history (its own protocol string); pair it with the target's protocol family
     family = full_users.protocol.str.replace(r"/mask=[^/]+", "", regex=True)
     full_users = full_users.assign(family=family)

@@ -43,6 +43,20 @@ def test_claims_pair_each_blend_with_its_own_seed():
     assert r["Recall@10 interpolation gain"] == "+5.0 %"
 
 
+def test_claims_without_user_fraction_column():
+    # a report of runs that never set train.user_fraction has no such column: all users
+    (r,) = transfer_claims.claims(frame().drop(columns="user_fraction"), "preprec").to_dict(
+        "records")
+    assert (r["seeds"], r["NDCG@10 interpolation gain"]) == (2, "+10.0 %")
+
+
+def test_cold_rows_stay_out():
+    cold = row("zero_shot", "preprec", 2, 0.90, 0.90, source="s") | {"user_fraction": 0.1}
+    table = pd.concat([frame(), pd.DataFrame([cold])], ignore_index=True)
+    (r,) = transfer_claims.claims(table, "preprec").to_dict("records")
+    assert (r["seeds"], r["NDCG@10 zero-shot vs sasrec"]) == (2, "-50.0 %")
+
+
 def test_claims_need_the_seed_column():
     with pytest.raises(ValueError, match="seed"):
         transfer_claims.claims(frame().drop(columns="seed"), "preprec")
