@@ -18,7 +18,9 @@ on every pair, because the binned inputs take few distinct values. On domains of
 edge-cluster assignment of all pairs is the costly part), so each later full ranking only scores
 the domain's distinct combinations and gathers. On larger domains (up to `edge_cache_pairs`) each
 user's edge clusters are kept (one byte per pair) the first time the user is ranked: the features
-are fixed, so validation after every epoch and the test ranking reuse them.
+are fixed, so validation after every epoch and the test ranking reuse them. Once every user's row
+is known, the table goes to the feature cache, so that every later job on the same features
+(another source's transfer, an interpolation) reads it instead of assigning it again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from recx.data.features.graphstats import (
     assign_grid,
     assign_pairs,
     graph_stats,
+    load_edge_grid,
+    save_edge_grid,
     training_edges,
 )
 from recx.data.sequences import SeqBatch
@@ -177,7 +181,7 @@ class StatMLP(RecModel):
         U, N = domain.n_users, domain.n_items
         ucodes = np.full((U + 1, 3), none, np.int64)
         icodes = np.full((N + 1, 3), none, np.int64)
-        entry: dict = {"domain": domain.name}
+        entry: dict = {"domain": domain.name, "data": domain}  # data: the edge-grid cache
         if self.needs_graph:
             s = graph_stats(domain, cfg)
             ucodes[:, 0], icodes[:, 0] = s.user_act, s.item_act
@@ -309,17 +313,25 @@ class StatMLP(RecModel):
         n_u, n1 = e["user_codes"].shape[0], e["item_codes"].shape[0]
         if not self.needs_edges or n_u * n1 > self.edge_cache_pairs:
             return None
-        if "edge_rows" not in e:  # untouched pages of the table cost no memory
-            small = e["edge_codes"].shape[0] <= torch.iinfo(torch.int8).max
-            e["edge_rows"] = (torch.empty(n_u, n1, device=users.device,
-                                          dtype=torch.int8 if small else torch.int16),
-                              torch.zeros(n_u, dtype=torch.bool, device=users.device))
+        if "edge_rows" not in e:
+            cached = load_edge_grid(e["data"], e["feat_hash"])
+            if cached is not None:
+                e["edge_rows"] = (torch.from_numpy(cached).to(users.device),
+                                  torch.ones(n_u, dtype=torch.bool, device=users.device))
+            else:  # untouched pages of the table cost no memory
+                small = e["edge_codes"].shape[0] <= torch.iinfo(torch.int8).max
+                e["edge_rows"] = (torch.empty(n_u, n1, device=users.device,
+                                              dtype=torch.int8 if small else torch.int16),
+                                  torch.zeros(n_u, dtype=torch.bool, device=users.device))
         rows, done = e["edge_rows"]
         todo = torch.unique(users[~done[users]])
         if len(todo):
             with torch.no_grad():
                 rows[todo] = self._edge_rows_all(todo).to(rows.dtype)
             done[todo] = True
+            if bool(done[1:].all()):  # row 0 (padding) is never ranked
+                rows[0] = rows[1]
+                save_edge_grid(e["data"], e["feat_hash"], rows.cpu().numpy())
         return rows[users].long()
 
     def _grid(self) -> dict | None:

@@ -88,6 +88,47 @@ def test_edge_cache_assigns_each_user_once_and_changes_no_score(toy, monkeypatch
         torch.testing.assert_close(a, b)
 
 
+def test_edge_grid_is_cached_for_later_jobs(toy, tmp_path, monkeypatch):
+    """Once every user's edge clusters are known they go to the feature cache: a later job on
+    the same features (a fresh model, as in another process) assigns nothing and scores the same;
+    other features (another seed) are a miss."""
+    import recx.models.statmlp as statmlp
+    from recx.data.features import FeatureEnv
+
+    calls = []
+    original = statmlp.assign_grid
+    monkeypatch.setattr(statmlp, "assign_grid", lambda u, *a: calls.append(len(u))
+                        or original(u, *a))
+    everyone = list(range(1, toy.n_users + 1))
+
+    def rank(seed, users):
+        toy.env = FeatureEnv(cache_root=tmp_path, seed=seed, deterministic=True)
+        m = model(score_cache_pairs=0, score_chunk_items=7)
+        m.fit_inputs(toy)
+        m.eval()
+        with torch.no_grad():
+            return m.score_all(batch_of(toy, users))
+
+    try:
+        rank(0, everyone[:20])  # part of the users: nothing is cached yet
+        assert not list(tmp_path.glob("features/toy/statmlp-edges-*"))
+        calls.clear()
+        first = rank(0, everyone)
+        assert sum(calls) == toy.n_users * 4  # every user assigned (fresh model)
+        (entry,) = tmp_path.glob("features/toy/statmlp-edges-*")
+        assert (entry / "_SUCCESS").exists()
+        assert np.load(entry / "edges.npy").shape == (toy.n_users + 1, toy.n_items + 1)
+        calls.clear()
+        again = rank(0, everyone)
+        assert not calls  # read from the cache
+        torch.testing.assert_close(again, first)
+        rank(1, everyone)  # another seed: other Node2Vec vectors, other clusters
+        assert calls
+        assert len(list(tmp_path.glob("features/toy/statmlp-edges-*"))) == 2
+    finally:
+        toy.env = None
+
+
 def test_edge_fields_see_the_pair(toy):
     """With edge fields, a user's scores are not a function of the item's fields alone."""
     m = model()

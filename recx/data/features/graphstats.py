@@ -20,6 +20,9 @@ colours are structurally alike).
 
 Results are cached under `cache/features/<dataset>/statmlp-<feat_hash>/` (node2vec.npz +
 graphstats.npz) when the domain has a `FeatureEnv`, else built in memory (seed 0, deterministic).
+The edge cluster of every (user, item) pair, which full ranking of a large domain needs and which
+costs minutes to assign, is cached beside them once a process has assigned it for every user
+(`statmlp-edges-<feat_hash>/edges.npy`, one byte per pair).
 """
 
 from __future__ import annotations
@@ -519,3 +522,37 @@ def graph_stats(domain, cfg: GraphStatsConfig) -> GraphStats:
     if not timings:  # built earlier: the build's timings are in its provenance
         timings = json.loads((entry / "meta.json").read_text()).get("timings") or {}
     return GraphStats(**arrays, config=cfg, timings=timings, feat_hash=h)
+
+
+
+def _edge_grid_entry(domain, feat: str):
+    """(store, entry) of the edge clusters of every (user, item) pair of `domain` under the
+    statistics `feat` (a feat_hash), or None for a domain without a store."""
+    root = getattr(getattr(domain, "env", None), "cache_root", None)
+    if root is None or not feat:
+        return None
+    from recx.store import Store
+
+    store = Store(root)
+    return store, store.entry("features", domain.name, f"statmlp-edges-{feat}")
+
+
+def load_edge_grid(domain, feat: str) -> np.ndarray | None:
+    """The cached [U + 1, N + 1] edge-code rows of `domain`, or None when not built yet."""
+    from recx.store import is_ready
+
+    where = _edge_grid_entry(domain, feat)
+    if where is None or not is_ready(where[1]):
+        return None
+    return np.load(where[1] / "edges.npy")
+
+
+def save_edge_grid(domain, feat: str, rows: np.ndarray) -> None:
+    """Cache a complete grid of edge-code rows (atomically; a no-op without a store)."""
+    where = _edge_grid_entry(domain, feat)
+    if where is None:
+        return
+    store, entry = where
+    store.get_or_build(entry, lambda tmp: np.save(tmp / "edges.npy", rows), meta={
+        "kind": "features", "feature": "statmlp-edges", "dataset": domain.name,
+        "feat_hash": feat, "shape": list(rows.shape), "dtype": str(rows.dtype)})
