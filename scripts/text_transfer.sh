@@ -3,7 +3,8 @@
 # pre-train on SOURCES, then on each held-aside target report zero-shot and fine-tuned UniSRec
 # (inductive, transductive) and IDP (CDIM matcher, and the text-only matcher ablation) next to
 # SASRec trained on the target and Pop, warm (all training users) and cold (a seeded fraction of
-# the target's training users); full ranking; then one report.
+# the target's training users); full ranking; then the reports (one per seed too) and the
+# README's warm and cold tables (scripts/results_tables.py).
 #
 #   python scripts/link_dev_data.py          # once: data/<config> → the development copies
 #   bash scripts/text_transfer.sh            # the whole experiment (hours on 2 CPU cores)
@@ -56,6 +57,16 @@ for seed in $SEEDS; do
 done
 
 paths=$(for o in ${EXTRA:-}; do [[ $o == paths.* ]] && echo "$o"; done)  # report takes paths only
+where=("+report.where.target=[$T]" "+report.where.model=[pop,sasrec,idp,unisrec]")
 run recx report report.name="$REPORT" report.rows=[setting,model,mode,tag,user_fraction] \
-  "+report.where.target=[$T]" "+report.where.model=[pop,sasrec,idp,unisrec]" $paths
+  "${where[@]}" $paths
+# one row per seed, rendered as the README's warm and cold tables
+run recx report report.name="${REPORT}_seeds" report.rows=[setting,model,mode,tag,user_fraction,seed] \
+  report.figures=false "${where[@]}" $paths
+root=. outputs=
+for o in $paths; do
+  case $o in paths.root=*) root=${o#*=} ;; paths.outputs=*) outputs=${o#*=} ;; esac
+done
+run python scripts/results_tables.py text "${outputs:-$root/outputs}/tables/${REPORT}_seeds/results.csv" \
+  --targets ${T//,/ }
 exit $failed

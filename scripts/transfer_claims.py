@@ -32,6 +32,17 @@ def pct(new: float, old: float) -> str:
     return f"{100 * (new / old - 1):+.1f} %" if old else "n/a"
 
 
+def only_untagged(frame: pd.DataFrame, blend_tag: str | None = None) -> pd.DataFrame:
+    """The untagged rows (tagged ones are variants: an ablation, `interpolate.select=gated`, …),
+    except that `blend_tag` picks the interpolation rows of that variant instead."""
+    if "tag" not in frame:
+        return frame
+    untagged = frame.tag.isna() | frame.tag.eq(ABSENT)
+    blend = frame.setting == "interpolate"
+    want = untagged if blend_tag is None else frame.tag.eq(blend_tag)
+    return frame[untagged & ~blend | blend & want]
+
+
 def claims(frame: pd.DataFrame, model: str, base: str = "sasrec",
            tag: str | None = None) -> pd.DataFrame:
     """One row per (target, protocol, source): zero-shot and interpolated scores as ratios.
@@ -41,11 +52,7 @@ def claims(frame: pd.DataFrame, model: str, base: str = "sasrec",
     if "seed" not in frame:
         raise ValueError("the table has no seed column: report it with "
                          "report.rows=[setting,model,base,source,seed]")
-    if "tag" in frame:
-        untagged = frame.tag.isna() | frame.tag.eq(ABSENT)
-        blend = frame.setting == "interpolate"
-        keep = untagged & ~blend | (blend & (untagged if tag is None else frame.tag.eq(tag)))
-        frame = frame[keep]
+    frame = only_untagged(frame, tag)
     if "user_fraction" in frame:  # a report of runs that never set it has no such column
         frame = frame[frame.user_fraction.fillna(1.0) == 1.0]
     full_users = frame

@@ -3,7 +3,8 @@
 # pre-train on each source (and on all three together), transfer zero-shot to every target that is
 # not a source, next to Pop and SASRec trained on the target and the interpolation of each
 # transferred model with SASRec; full ranking and 100 sampled negatives; then the reports (matrix
-# heatmaps, one table, one row per seed) and the papers' claims (scripts/transfer_claims.py).
+# heatmaps, one table, one row per seed), the papers' claims (scripts/transfer_claims.py) and the
+# README's result tables (scripts/results_tables.py).
 #
 #   python scripts/link_dev_data.py          # once: data/<config> → the development copies
 #   bash scripts/transfer_matrix.sh          # the whole matrix (many CPU hours on 2 cores)
@@ -87,3 +88,6 @@ for m in ${MODELS//,/ }; do
   say "claims: $m"
   python scripts/transfer_claims.py "$outputs/tables/${REPORT}_seeds/results.csv" --model "$m"
 done
+say "tables"
+python scripts/results_tables.py transfer "$outputs/tables/${REPORT}_seeds/results.csv" \
+  --models ${MODELS//,/ } --targets $TARGETS

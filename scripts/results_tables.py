@@ -1,0 +1,198 @@
+"""The README's result tables, rendered from a per-seed `recx report` table.
+
+    python scripts/results_tables.py transfer outputs/tables/transfer_matrix_seeds/results.csv \
+        --models preprec statmlp
+    python scripts/results_tables.py text outputs/tables/text_transfer_seeds/results.csv
+
+`transfer` reads a report with rows [setting, model, base, source, seed] (what
+`scripts/transfer_matrix.sh` writes) and prints, one row per target, Pop, SASRec and every
+transferred model × source: zero-shot NDCG@10 under full ranking and Recall@10 against 100
+sampled negatives, then the same for the interpolation with SASRec, each with the change of SASRec
+on the seeds the blend used (the pairing of `transfer_claims.py`).
+`text` reads a report with rows [setting, model, mode, tag, user_fraction, seed] (what
+`scripts/text_transfer.sh` writes) and prints the warm table (all target users) and the cold table
+(fractions of the users) of UniSRec and IDP next to SASRec and Pop, NDCG@10 / Recall@10.
+
+A cell is the mean ± sample std over seeds; "(n)" follows when fewer than `--seeds` seeds exist;
+`·` = not run or not applicable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from transfer_claims import only_untagged, pct
+
+from recx.stages.report import ABSENT
+
+LABELS = {"amazon_beauty_2014": "Beauty", "amazon_sports_2014": "Sports", "yelp_a": "Yelp-A",
+          "ml_100k": "ml-100k", "ml_latest_small": "ml-latest-small",
+          "amazon_gift_cards_2018": "Gift Cards", "amazon_magazine_2018": "Magazine",
+          "amazon_beauty_2014+amazon_sports_2014+yelp_a": "all3"}
+MODEL_LABELS = {"pop": "Pop", "sasrec": "SASRec", "preprec": "PrepRec", "statmlp": "statmlp",
+                "unisrec": "UniSRec", "idp": "IDP"}
+NONE = "·"
+
+
+def label(name: str) -> str:
+    return LABELS.get(name, name)
+
+
+def family(protocol: str) -> str:
+    """full | sampled: the candidate set of a protocol string (mask and ties aside)."""
+    return "full" if "/full/" in protocol else "sampled"
+
+
+def cell(values: pd.Series, seeds: int, digits: int = 4, count: bool = True) -> str:
+    values = values.dropna()
+    if values.empty:
+        return NONE
+    text = f"{values.mean():.{digits}f}"
+    if len(values) > 1:
+        text += f" ± {values.std():.{digits}f}"
+    return text + (f" ({len(values)})" if count and len(values) < seeds else "")
+
+
+def prepare(path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    if "seed" not in frame:
+        raise SystemExit(f"{path}: no seed column; report with rows incl. seed")
+    frame = frame.assign(family=frame.protocol.map(family))
+    if "user_fraction" not in frame:
+        frame["user_fraction"] = 1.0
+    return frame
+
+
+# ------------------------------------------------------------------------------ transfer
+def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
+                    targets: list[str] | None = None) -> str:
+    frame = only_untagged(frame)
+    frame = frame[frame.user_fraction.fillna(1.0) == 1.0]
+    targets = targets or list(dict.fromkeys(frame.target))
+    sources = {m: sorted(set(frame[(frame.model == m) & (frame.setting != "in_domain")].source),
+                         key=lambda s: ("+" in s, s)) for m in models}
+    out = []
+    views = [("Zero-shot, NDCG@10, full ranking", "zero_shot", "NDCG@10", "full"),
+             ("Zero-shot, Recall@10 against 100 sampled negatives", "zero_shot", "Recall@10",
+              "sampled"),
+             ("Interpolated with SASRec (α chosen on validation), NDCG@10, full ranking; the "
+              "change of SASRec on the same seeds", "interpolate", "NDCG@10", "full"),
+             ("The same, Recall@10 against 100 sampled negatives", "interpolate", "Recall@10",
+              "sampled")]
+    for title, setting, metric, fam in views:
+        cols = [(m, s) for m in models for s in sources[m]]
+        head = ["target", "Pop", "SASRec", *(f"{MODEL_LABELS.get(m, m)} ← {label(s)}"
+                                             for m, s in cols)]
+        rows = []
+        for t in targets:
+            g = frame[(frame.target == t) & (frame.family == fam)]
+            ref = g[(g.setting == "in_domain") & (g.model == "sasrec")].set_index("seed")[metric]
+            row = [label(t), cell(g[(g.setting == "in_domain") & (g.model == "pop")][metric],
+                                  seeds), cell(ref, seeds)]
+            for m, s in cols:
+                sel = g[(g.setting == setting) & (g.model == m) & (g.source == s)]
+                values = sel.set_index("seed")[metric]
+                text = cell(values, seeds)
+                if setting == "interpolate" and text != NONE:
+                    both = values.index.intersection(ref.index)
+                    text += f", {pct(values[both].mean(), ref[both].mean())}" if len(both) else ""
+                row.append(text)
+            rows.append(row)
+        out.append(f"{title}:\n\n" + markdown_rows(head, rows))
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------ text
+TEXT_WARM = [("IDP zero-shot", "idp", "zero_shot", None, None),
+             ("IDP zero-shot, text-only matcher", "idp", "zero_shot", None, "text_only_matcher"),
+             ("UniSRec zero-shot", "unisrec", "zero_shot", None, None),
+             ("IDP fine-tuned", "idp", "finetune", None, None),
+             ("IDP fine-tuned, text-only matcher", "idp", "finetune", None, "text_only_matcher"),
+             ("UniSRec inductive", "unisrec", "finetune", "inductive", None),
+             ("UniSRec transductive", "unisrec", "finetune", "transductive", None)]
+TEXT_COLD = [c for c in TEXT_WARM if c[2] == "finetune"]
+
+
+def _tagged(frame: pd.DataFrame, tag: str | None) -> pd.Series:
+    if "tag" not in frame:
+        return pd.Series(tag is None, index=frame.index)
+    absent = frame.tag.isna() | frame.tag.eq(ABSENT)
+    return absent if tag is None else frame.tag.eq(tag)
+
+
+def _pair(g: pd.DataFrame, seeds: int) -> str:
+    """NDCG@10 / Recall@10 of the same runs, the seed count once."""
+    a = cell(g["NDCG@10"], seeds, count=False)
+    if a == NONE:
+        return NONE
+    n = g["NDCG@10"].notna().sum()
+    return f"{a} / {cell(g['Recall@10'], seeds, count=False)}" + (f" ({n})" if n < seeds else "")
+
+
+def text_tables(frame: pd.DataFrame, seeds: int = 3, targets: list[str] | None = None) -> str:
+    frame = frame[frame.family == "full"]
+    targets = targets or list(dict.fromkeys(frame.target))
+
+    def pick(g, model, setting, mode, tag):
+        sel = g[(g.model == model) & (g.setting == setting) & _tagged(g, tag)]
+        if mode is not None:
+            sel = sel[sel["mode"] == mode]
+        return sel
+
+    warm_head = ["target", "Pop", "SASRec", *(c[0] for c in TEXT_WARM)]
+    warm = []
+    for t in targets:
+        g = frame[(frame.target == t) & (frame.user_fraction == 1.0)]
+        warm.append([label(t), _pair(pick(g, "pop", "in_domain", None, None), seeds),
+                     _pair(pick(g, "sasrec", "in_domain", None, None), seeds),
+                     *(_pair(pick(g, *c[1:]), seeds) for c in TEXT_WARM)])
+    cold_head = ["target", "users", "SASRec", *(c[0] for c in TEXT_COLD)]
+    cold = []
+    for t in targets:
+        g = frame[frame.target == t]
+        for frac in sorted(set(g.user_fraction)):
+            f = g[g.user_fraction == frac]
+            cold.append([label(t), f"{frac:g}", _pair(pick(f, "sasrec", "in_domain", None, None),
+                                                        seeds),
+                         *(_pair(pick(f, *c[1:]), seeds) for c in TEXT_COLD)])
+    return (f"Warm (all training users of the target), NDCG@10 / Recall@10, full ranking:\n\n"
+            f"{markdown_rows(warm_head, warm)}\n"
+            f"Cold (a seeded fraction of the target's training users; every user is evaluated):"
+            f"\n\n{markdown_rows(cold_head, cold)}")
+
+
+def markdown_rows(head: list[str], rows: list[list[str]]) -> str:
+    align = ["---"] + ["---:"] * (len(head) - 1)
+    if head[:2] == ["target", "users"]:
+        align[1] = "---:"
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("kind", choices=["transfer", "text"])
+    ap.add_argument("results", type=Path, help="results.csv of a per-seed recx report")
+    ap.add_argument("--models", nargs="+", default=["preprec"],
+                    help="transfer: the transferred models, in column order")
+    ap.add_argument("--targets", nargs="+", default=None, help="row order (default: as found)")
+    ap.add_argument("--seeds", type=int, default=3, help="seeds a complete cell has")
+    args = ap.parse_args()
+    if not args.results.is_file():
+        raise SystemExit(f"{args.results}: no such file; run the report first")
+    frame = prepare(args.results)
+    if args.kind == "transfer":
+        print(transfer_tables(frame, args.models, args.seeds, args.targets), end="")
+    else:
+        print(text_tables(frame, args.seeds, args.targets), end="")
+
+
+if __name__ == "__main__":
+    main()
