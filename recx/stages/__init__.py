@@ -106,6 +106,7 @@ def run_stage(cfg):
 def _report_failure(e: Exception, cfg, run_dir: Path, multirun: bool) -> None:
     import os
 
+    from rich.markup import escape
     from rich.panel import Panel
 
     from recx.console import err_console
@@ -115,16 +116,17 @@ def _report_failure(e: Exception, cfg, run_dir: Path, multirun: bool) -> None:
     is_recx = isinstance(e, RecxError)
     detail = traceback.format_exc()
     (run_dir / "error.txt").write_text(detail)
+    # messages quote overrides such as 'source=[a,b]': not rich markup
     if is_recx:
-        body = e.message + (f"\n\n[bold]Fix:[/bold] {e.hint}" if e.hint else "")
+        body = escape(e.message) + (f"\n\n[bold]Fix:[/bold] {escape(e.hint)}" if e.hint else "")
         title = e.title
     else:
-        body = f"{type(e).__name__}: {e}"
+        body = escape(f"{type(e).__name__}: {e}")
         title = "unexpected error"
-    body += f"\n\nrun dir: {run_dir}"
+    body += f"\n\nrun dir: {escape(str(run_dir))}"
     if os.environ.get("HYDRA_FULL_ERROR") == "1" or not is_recx:
         err_console.print(detail)
-    err_console.print(Panel(body, title=f"recx {cfg.stage}: {title}", border_style="red",
+    err_console.print(Panel(body, title=escape(f"recx {cfg.stage}: {title}"), border_style="red",
                             expand=False))
     if multirun:
         write_metrics([{"status": "failed", "stage": str(cfg.stage),

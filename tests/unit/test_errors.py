@@ -125,3 +125,12 @@ def test_cli_unknown_model_and_data_error_are_one_clear_message(tmp_path):
     assert out.returncode == 3
     assert "c.csv" in out.stderr and "line 3" in out.stderr
     assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_missing_checkpoint_names_the_command_that_makes_it(tmp_path):
+    """The fix quotes overrides with brackets ('source=[…]'): printed as written, not eaten as
+    console markup."""
+    out = cli(tmp_path, "transfer", "model=preprec", "source=tiny", "target=tiny_b")
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    text = " ".join(out.stderr.split())  # the panel wraps long lines
+    assert "recx pretrain model=preprec 'source=[tiny]'" in text
