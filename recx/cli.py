@@ -168,7 +168,24 @@ def main() -> None:
     check_group_values(rest, names)
     _pin_ddp_run_dir(stage, rest)
     sys.argv = [sys.argv[0], f"--config-name={stage}", *rest]
+    if "--help" in rest or "-h" in rest:
+        _stage_help()
+        return
     _hydra_entry()
+
+
+def _stage_help() -> None:
+    """Hydra's help of a stage without the `_schema` nodes the group YAMLs inherit from (they are
+    not options a user picks)."""
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            _hydra_entry()
+    finally:
+        print(re.sub(r"\b_schema(, |$)", "", buf.getvalue(), flags=re.M), end="")
 
 
 def _pin_ddp_run_dir(stage: str, rest: list[str]) -> None:

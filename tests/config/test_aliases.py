@@ -86,3 +86,14 @@ def _env():
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def test_stage_help_lists_options_without_schema_nodes(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "recx", "transfer", "--help"],
+                         capture_output=True, text=True, cwd=tmp_path, env=_env())
+    assert out.returncode == 0, out.stderr[-3000:]
+    listing = out.stdout.split("Config groups")[1].split("Composed config")[0]
+    groups = dict(line.split(": ", 1) for line in listing.splitlines()[1:] if ": " in line)
+    assert groups["eval"] == "full, preprec_paper, sampled100, sampled100_pop, unisrec_paper"
+    assert groups["dataset"].startswith("amazon2014, ") and "yelp_a" in groups["target"]
+    assert "_schema" not in out.stdout and "seed: 0" in out.stdout  # the composed config follows
