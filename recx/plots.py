@@ -190,27 +190,6 @@ def bars(path: Path, agg: pd.DataFrame, rows: list[str], cols: list[str], metric
     _save(fig, Path(path), data.drop(columns=["_row", "_col"]))
 
 
-def heatmap(path: Path, matrix: pd.DataFrame, title: str) -> None:
-    """A source × target matrix of one metric."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(1.2 + 1.0 * matrix.shape[1], 1.0 + 0.6 * matrix.shape[0]))
-    im = ax.imshow(matrix.to_numpy(dtype=float), cmap="viridis", aspect="auto")
-    ax.set_xticks(range(matrix.shape[1]))
-    ax.set_xticklabels(matrix.columns, rotation=40, ha="right", fontsize=7)
-    ax.set_yticks(range(matrix.shape[0]))
-    ax.set_yticklabels(matrix.index, fontsize=7)
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            v = matrix.iat[i, j]
-            if not pd.isna(v):
-                ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=6, color="w")
-    ax.set_xlabel("target")
-    ax.set_ylabel("source")
-    ax.set_title(title, fontsize=8)
-    fig.colorbar(im, ax=ax)
-    _save(fig, Path(path), matrix.reset_index())
-
-
 def popularity_trajectories(path: Path, domain, tables, items=None, n_items: int = 4) -> None:
     """PrepRec features of a few items over time (models/preprec.md §2): events per fine period
     (bars) and the percentiles an event at that time sees — the fine percentile of the previous

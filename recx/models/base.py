@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from recx.data.sequences import SeqBatch
+from recx.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -121,3 +122,25 @@ def uniform_negatives(rng: np.random.Generator, n_items: int, shape, exclude=Non
                 break
             neg[bad] = rng.integers(1, n_items + 1, size=int(bad.sum()))
     return neg
+
+
+def merge_block(what: str, defaults: dict, given: dict | None) -> dict:
+    """`model.<what>` over its defaults; a key the model does not know is an error, not a no-op."""
+    given = dict(given or {})
+    unknown = set(given) - set(defaults)
+    if unknown:
+        raise ConfigError(f"model.{what} has unknown keys {sorted(unknown)}",
+                          hint=f"valid keys: {', '.join(defaults)}")
+    return {**defaults, **given}
+
+
+def phase_recipes(model: str, optim: dict | None, defaults: dict[str, dict]) -> dict[str, dict]:
+    """The recipes of a model trained in phases (`model.optim.pretrain`, `model.optim.finetune`),
+    each merged over its defaults."""
+    optim = dict(optim or {})
+    unknown = set(optim) - set(defaults)
+    if unknown:
+        raise ConfigError(f"model.optim has keys {sorted(unknown)} for {model}",
+                          hint=f"{model} has a recipe per phase: "
+                          + " and ".join(f"model.optim.{k}.<key>" for k in defaults))
+    return {k: merge_block(f"optim.{k}", d, optim.get(k)) for k, d in defaults.items()}

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recx.errors import ConfigError
-from recx.models.base import Batches, Capabilities
+from recx.models.base import Batches, Capabilities, merge_block, phase_recipes
 from recx.models.modules.cdim import (
     CDIMHead,
     aggregate,
@@ -131,15 +131,9 @@ class IDP(SASRec):
                  optim: dict | None = None, finetune: dict | None = None):
         from recx.data.features.cdim import resolve_cfg
 
-        bb = _merge("backbone", BACKBONE_DEFAULTS, backbone)
-        optim = dict(optim or {})
-        unknown = set(optim) - {"pretrain", "finetune"}
-        if unknown:
-            raise ConfigError(f"model.optim has keys {sorted(unknown)} for idp",
-                              hint="idp has two recipes: model.optim.pretrain.<key> and "
-                              "model.optim.finetune.<key>")
-        self.recipes = {k: _merge(f"optim.{k}", DEFAULT_OPTIM, optim.get(k))
-                        for k in ("pretrain", "finetune")}
+        bb = merge_block("backbone", BACKBONE_DEFAULTS, backbone)
+        self.recipes = phase_recipes("idp", optim,
+                                     {"pretrain": DEFAULT_OPTIM, "finetune": DEFAULT_OPTIM})
         for k, r in self.recipes.items():
             if r["loss"] != "ce":
                 raise ConfigError(f"model.optim.{k}.loss={r['loss']!r} for idp",
@@ -147,7 +141,7 @@ class IDP(SASRec):
         super().__init__(n_items, **bb, optim=self.recipes["pretrain"])
         if softmax_scope not in ("domain", "union"):
             raise ConfigError(f"model.softmax_scope={softmax_scope!r}", hint="use domain or union")
-        self.retrieval = _merge("retrieval", RETRIEVAL_DEFAULTS, retrieval)
+        self.retrieval = merge_block("retrieval", RETRIEVAL_DEFAULTS, retrieval)
         if self.retrieval["weighting"] not in ("softmax", "uniform"):
             raise ConfigError(f"model.retrieval.weighting={self.retrieval['weighting']!r}",
                               hint="use softmax or uniform")
@@ -156,7 +150,7 @@ class IDP(SASRec):
                               hint="use id_aggregate or text_only")
         if int(self.retrieval["m"]) < 1 or float(self.retrieval["tau"]) <= 0:
             raise ConfigError("model.retrieval.m must be >= 1 and model.retrieval.tau > 0")
-        self.finetune_defaults = _merge("finetune", FINETUNE_DEFAULTS, finetune)
+        self.finetune_defaults = merge_block("finetune", FINETUNE_DEFAULTS, finetune)
         self.cdim_cfg = resolve_cfg(cdim)
         self.plm_size, self.softmax_scope = int(plm_size), softmax_scope
         self.transfer_encoder, self.init_range = bool(transfer_encoder), float(bb["init_range"])
@@ -519,12 +513,3 @@ def _item_domains(domain) -> np.ndarray:
             h = hash64(stable_hash(name, "part"))
         out[off + 1:off + n + 1] = h
     return out
-
-
-def _merge(what: str, defaults: dict, given: dict | None) -> dict:
-    given = dict(given or {})
-    unknown = set(given) - set(defaults)
-    if unknown:
-        raise ConfigError(f"model.{what} has unknown keys {sorted(unknown)}",
-                          hint=f"valid keys: {', '.join(defaults)}")
-    return {**defaults, **given}

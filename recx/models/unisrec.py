@@ -39,7 +39,7 @@ from torch import nn
 
 from recx.data.sequences import SeqBatch, prefix_batches, window_batches
 from recx.errors import ConfigError
-from recx.models.base import Batches, Capabilities, RecModel
+from recx.models.base import Batches, Capabilities, RecModel, phase_recipes
 from recx.models.modules.unisrec_net import UniSRecNet
 
 log = logging.getLogger(__name__)
@@ -125,14 +125,8 @@ class UniSRec(RecModel):
                  train_mode: str = "pretrain", moe_per_occurrence: bool = False,
                  optim: dict | None = None, finetune: dict | None = None,
                  ddp_gather_negatives: bool = False, paper_compat: dict | None = None):
-        optim = dict(optim or {})
-        unknown = set(optim) - {"pretrain", "finetune"}
-        if unknown:
-            raise ConfigError(f"model.optim has keys {sorted(unknown)} for unisrec",
-                              hint="unisrec has two recipes: model.optim.pretrain.<key> and "
-                              "model.optim.finetune.<key>")
-        self.recipes = {"pretrain": {**PRETRAIN_OPTIM, **(optim.get("pretrain") or {})},
-                        "finetune": {**FINETUNE_OPTIM, **(optim.get("finetune") or {})}}
+        self.recipes = phase_recipes("unisrec", optim,
+                                     {"pretrain": PRETRAIN_OPTIM, "finetune": FINETUNE_OPTIM})
         _check_recipes(self.recipes)
         if train_mode not in MODES:
             raise ConfigError(f"model.train_mode={train_mode!r}",

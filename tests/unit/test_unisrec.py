@@ -325,8 +325,10 @@ def test_wrong_plm_size_names_the_fix(tmp_path):
 
 
 def test_bad_recipes_are_rejected():
-    with pytest.raises(ConfigError, match="two recipes"):
+    with pytest.raises(ConfigError, match="a recipe per phase"):
         UniSRec(optim={"lr": 1e-3})
+    with pytest.raises(ConfigError, match=r"model.optim.finetune has unknown keys \['lr_'\]"):
+        UniSRec(optim={"finetune": {"lr_": 1e-3}})  # a typo is an error, not a silent default
     with pytest.raises(ConfigError, match="loss=infonce_si_ss"):
         UniSRec(optim={"pretrain": {"loss": "ce"}})
     with pytest.raises(ConfigError, match=r"sampler=prefix$"):  # contrastive batches: prefixes
