@@ -11,7 +11,8 @@ sampled negatives, then the same for the interpolation with SASRec, each with th
 on the seeds the blend used (the pairing of `transfer_claims.py`).
 `text` reads a report with rows [setting, model, mode, tag, user_fraction, seed] (what
 `scripts/text_transfer.sh` writes) and prints the warm table (all target users) and the cold table
-(fractions of the users) of UniSRec and IDP next to SASRec and Pop, NDCG@10 / Recall@10.
+(fractions of the users) of UniSRec and IDP next to SASRec and Pop, NDCG@10 / Recall@10, then
+each fine-tuned model's change against SASRec on the same users and seeds.
 
 A cell is the mean ± sample std over seeds; "(n)" follows when fewer than `--seeds` seeds exist;
 `·` = not run or not applicable.
@@ -161,10 +162,32 @@ def text_tables(frame: pd.DataFrame, seeds: int = 3, targets: list[str] | None =
             cold.append([label(t), f"{frac:g}", _pair(pick(f, "sasrec", "in_domain", None, None),
                                                         seeds),
                          *(_pair(pick(f, *c[1:]), seeds) for c in TEXT_COLD)])
+    change = []
+    for t in targets:
+        g = frame[frame.target == t]
+        for frac in sorted(set(g.user_fraction)):
+            f = g[g.user_fraction == frac]
+            ref = pick(f, "sasrec", "in_domain", None, None)
+            change.append([label(t), f"{frac:g}",
+                           *(_change(pick(f, *c[1:]), ref) for c in TEXT_COLD)])
     return (f"Warm (all training users of the target), NDCG@10 / Recall@10, full ranking:\n\n"
             f"{markdown_rows(warm_head, warm)}\n"
             f"Cold (a seeded fraction of the target's training users; every user is evaluated):"
-            f"\n\n{markdown_rows(cold_head, cold)}")
+            f"\n\n{markdown_rows(cold_head, cold)}\n"
+            f"Change against SASRec trained on the same users and seeds, Recall@10 (NDCG@10):"
+            f"\n\n{markdown_rows(cold_head[:2] + cold_head[3:], change)}")
+
+
+def _change(runs: pd.DataFrame, ref: pd.DataFrame) -> str:
+    """Relative change of the mean over the seeds both have (a seed's cold sample is the same
+    users for every model), Recall@10 and NDCG@10, with the seed count."""
+    runs, ref = runs.set_index("seed"), ref.set_index("seed")
+    both = runs.index.intersection(ref.index)
+    if both.empty:
+        return NONE
+    r = pct(runs.loc[both, "Recall@10"].mean(), ref.loc[both, "Recall@10"].mean())
+    n = pct(runs.loc[both, "NDCG@10"].mean(), ref.loc[both, "NDCG@10"].mean())
+    return f"{r} ({n}) [{len(both)}]"
 
 
 def markdown_rows(head: list[str], rows: list[list[str]]) -> str:
