@@ -154,20 +154,14 @@ def text_tables(frame: pd.DataFrame, seeds: int = 3, targets: list[str] | None =
                      _pair(pick(g, "sasrec", "in_domain", None, None), seeds),
                      *(_pair(pick(g, *c[1:]), seeds) for c in TEXT_WARM)])
     cold_head = ["target", "users", "SASRec", *(c[0] for c in TEXT_COLD)]
-    cold = []
-    for t in targets:
-        g = frame[frame.target == t]
-        for frac in sorted(set(g.user_fraction)):
-            f = g[g.user_fraction == frac]
-            cold.append([label(t), f"{frac:g}", _pair(pick(f, "sasrec", "in_domain", None, None),
-                                                        seeds),
-                         *(_pair(pick(f, *c[1:]), seeds) for c in TEXT_COLD)])
-    change = []
+    cold, change = [], []
     for t in targets:
         g = frame[frame.target == t]
         for frac in sorted(set(g.user_fraction)):
             f = g[g.user_fraction == frac]
             ref = pick(f, "sasrec", "in_domain", None, None)
+            cold.append([label(t), f"{frac:g}", _pair(ref, seeds),
+                         *(_pair(pick(f, *c[1:]), seeds) for c in TEXT_COLD)])
             change.append([label(t), f"{frac:g}",
                            *(_change(pick(f, *c[1:]), ref) for c in TEXT_COLD)])
     return (f"Warm (all training users of the target), NDCG@10 / Recall@10, full ranking:\n\n"
