@@ -57,7 +57,9 @@ for seed in $SEEDS; do
 done
 
 paths=$(for o in ${EXTRA:-}; do [[ $o == paths.* ]] && echo "$o"; done)  # report takes paths only
-where=("+report.where.target=[$T]" "+report.where.model=[pop,sasrec,idp,unisrec]")
+# full ranking only: SASRec's 100-negative runs of the transfer matrix share these targets
+where=("+report.where.target=[$T]" "+report.where.model=[pop,sasrec,idp,unisrec]"
+  "+report.where.protocol=['loo/full/mask=off/ties=pessimistic','loo/full/mask=on/ties=pessimistic']")
 run recx report report.name="$REPORT" report.rows=[setting,model,mode,tag,user_fraction] \
   "${where[@]}" $paths
 # one row per seed, rendered as the README's warm and cold tables
