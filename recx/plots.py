@@ -20,8 +20,8 @@ def _plt():
 def _save(fig, path: Path, data: pd.DataFrame | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path.with_suffix(".png"), dpi=120)
-    fig.savefig(path.with_suffix(".pdf"))
+    fig.savefig(path.with_suffix(".png"), dpi=120, bbox_inches="tight")  # legends outside too
+    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
     if data is not None:
         data.to_csv(path.with_suffix(".csv"), index=False)
     _plt().close(fig)
@@ -168,13 +168,21 @@ def bars(path: Path, agg: pd.DataFrame, rows: list[str], cols: list[str], metric
         return
     plt = _plt()
     rows = [r for r in rows if r in agg]
-    col_keys = [c for c in cols if c in agg] + ["protocol"]
     data = agg.copy()
+    # one group per column key and candidate set (full ranking vs sampled negatives: never
+    # compared); a protocol's other settings (e.g. Pop's history mask) go into the series label
+    data["_family"] = data["protocol"].astype(str).str.split("/").str[1]
+    col_keys = [c for c in cols if c in agg] + ["_family"]
     data["_row"] = data[rows].astype(str).agg(" / ".join, axis=1) if rows else metric
+    parts = data["protocol"].astype(str).str.split("/").map(set)
+    common = parts.groupby(data["_family"]).transform(lambda p: [set.intersection(*p)] * len(p))
+    extra = [" ".join(sorted(p - c)) for p, c in zip(parts, common, strict=True)]
+    data["_row"] += [f" [{e}]" if e else "" for e in extra]
     data["_col"] = data[col_keys].astype(str).agg(" · ".join, axis=1)
     groups = list(dict.fromkeys(data["_col"]))
     series = list(dict.fromkeys(data["_row"]))
     width = 0.8 / max(1, len(series))
+    colours = plt.get_cmap("tab10" if len(series) <= 10 else "tab20")
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(groups) * max(1, len(series)) ** 0.5), 4))
     for k, s in enumerate(series):
         sub = data[data["_row"] == s].set_index("_col")
@@ -182,12 +190,12 @@ def bars(path: Path, agg: pd.DataFrame, rows: list[str], cols: list[str], metric
         y = [sub[metric].get(g, np.nan) for g in groups]
         err = [sub.get(f"{metric}_std", pd.Series(dtype=float)).get(g, np.nan) for g in groups]
         err = [0 if e is None or np.isnan(e) else e for e in err]
-        ax.bar(x, y, width, yerr=err, capsize=2, label=s)
+        ax.bar(x, y, width, yerr=err, capsize=2, label=s, color=colours(k % colours.N))
     ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2)
-    ax.set_xticklabels([g.split(" · ")[0] for g in groups], rotation=30, ha="right", fontsize=7)
+    ax.set_xticklabels(groups, rotation=30, ha="right", fontsize=7)
     ax.set_ylabel(metric)
-    ax.legend(fontsize=6)
-    _save(fig, Path(path), data.drop(columns=["_row", "_col"]))
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _save(fig, Path(path), data.drop(columns=["_row", "_col", "_family"]))
 
 
 def popularity_trajectories(path: Path, domain, tables, items=None, n_items: int = 4) -> None:
