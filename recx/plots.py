@@ -171,12 +171,13 @@ def bars(path: Path, agg: pd.DataFrame, rows: list[str], cols: list[str], metric
     data = agg.copy()
     # one group per column key and candidate set (full ranking vs sampled negatives: never
     # compared); a protocol's other settings (e.g. Pop's history mask) go into the series label
-    data["_family"] = data["protocol"].astype(str).str.split("/").str[1]
+    fields = data["protocol"].astype(str).str.split("/")
+    data["_family"] = fields.str[1]
     col_keys = [c for c in cols if c in agg] + ["_family"]
     data["_row"] = data[rows].astype(str).agg(" / ".join, axis=1) if rows else metric
-    parts = data["protocol"].astype(str).str.split("/").map(set)
-    common = parts.groupby(data["_family"]).transform(lambda p: [set.intersection(*p)] * len(p))
-    extra = [" ".join(sorted(p - c)) for p, c in zip(parts, common, strict=True)]
+    parts = fields.map(set)
+    shared = {f: set.intersection(*p) for f, p in parts.groupby(data["_family"])}
+    extra = [" ".join(sorted(p - shared[f])) for p, f in zip(parts, data["_family"], strict=True)]
     data["_row"] += [f" [{e}]" if e else "" for e in extra]
     data["_col"] = data[col_keys].astype(str).agg(" · ".join, axis=1)
     groups = list(dict.fromkeys(data["_col"]))
