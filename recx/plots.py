@@ -162,15 +162,15 @@ def distributions(path: Path, domain) -> None:
     _save(fig, Path(path), pd.DataFrame(rows))
 
 
-def bars(path: Path, agg: pd.DataFrame, rows: list[str], cols: list[str], metric: str) -> None:
-    """Grouped bars (one group per column key) with seed standard deviations as error bars."""
-    if metric not in agg or agg.empty:
-        return
-    plt = _plt()
+def bar_layout(agg: pd.DataFrame, rows: list[str], cols: list[str], metric: str):
+    """The groups (x ticks), series (legend) and values of `bars`: one group per column key and
+    candidate set (full ranking vs sampled negatives: never compared); a protocol's settings that
+    differ within its candidate set (e.g. Pop's history mask) go into the series label.
+
+    Returns the annotated table (columns `_row`, `_col`, `_family` added), the groups and the
+    series, both in order of first appearance."""
     rows = [r for r in rows if r in agg]
     data = agg.copy()
-    # one group per column key and candidate set (full ranking vs sampled negatives: never
-    # compared); a protocol's other settings (e.g. Pop's history mask) go into the series label
     fields = data["protocol"].astype(str).str.split("/")
     data["_family"] = fields.str[1]
     col_keys = [c for c in cols if c in agg] + ["_family"]
@@ -180,8 +180,15 @@ def bars(path: Path, agg: pd.DataFrame, rows: list[str], cols: list[str], metric
     extra = [" ".join(sorted(p - shared[f])) for p, f in zip(parts, data["_family"], strict=True)]
     data["_row"] += [f" [{e}]" if e else "" for e in extra]
     data["_col"] = data[col_keys].astype(str).agg(" · ".join, axis=1)
-    groups = list(dict.fromkeys(data["_col"]))
-    series = list(dict.fromkeys(data["_row"]))
+    return data, list(dict.fromkeys(data["_col"])), list(dict.fromkeys(data["_row"]))
+
+
+def bars(path: Path, agg: pd.DataFrame, rows: list[str], cols: list[str], metric: str) -> None:
+    """Grouped bars (layout: `bar_layout`) with seed standard deviations as error bars."""
+    if metric not in agg or agg.empty:
+        return
+    plt = _plt()
+    data, groups, series = bar_layout(agg, rows, cols, metric)
     width = 0.8 / max(1, len(series))
     colours = plt.get_cmap("tab10" if len(series) <= 10 else "tab20")
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(groups) * max(1, len(series)) ** 0.5), 4))

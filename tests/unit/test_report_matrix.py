@@ -107,3 +107,23 @@ def test_table_rows_split_by_identity_fields_that_vary(tmp_path):
            for r in res.rows}
     assert got == {("a", 1.0, None): (0.205, 2), ("b", 1.0, None): (0.405, 2),
                    ("a", 0.1, None): (0.105, 2), ("a", 1.0, "text_only"): (0.305, 2)}
+
+
+def test_bar_layout_puts_pop_beside_the_models_of_its_candidate_set():
+    """Pop's masked full ranking shares a group with SASRec's full ranking (the mask goes into
+    its label); the sampled protocol gets groups of its own."""
+    from recx.plots import bar_layout
+
+    popfull = "loo/full/mask=on/ties=pessimistic"
+    agg = pd.DataFrame([
+        {"model": "sasrec", "target": "t1", "protocol": FULL, "NDCG@10": 0.3},
+        {"model": "pop", "target": "t1", "protocol": popfull, "NDCG@10": 0.1},
+        {"model": "sasrec", "target": "t1", "protocol": SAMPLED, "NDCG@10": 0.6},
+        {"model": "sasrec", "target": "t2", "protocol": FULL, "NDCG@10": 0.2},
+    ])
+    data, groups, series = bar_layout(agg, ["model"], ["target"], "NDCG@10")
+    assert groups == ["t1 · full", "t1 · sampled:100:uniform", "t2 · full"]
+    # within the full family, mask=off and mask=on differ; within the sampled family nothing does
+    assert series == ["sasrec [mask=off]", "pop [mask=on]", "sasrec"]
+    assert data["_col"].tolist() == ["t1 · full", "t1 · full", "t1 · sampled:100:uniform",
+                                     "t2 · full"]
