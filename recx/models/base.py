@@ -124,6 +124,19 @@ def uniform_negatives(rng: np.random.Generator, n_items: int, shape, exclude=Non
     return neg
 
 
+def within_own_part(scores: torch.Tensor, last_items: torch.Tensor,
+                    part_ends: torch.Tensor) -> torch.Tensor:
+    """Scores [B, N + 1] over a union of domains whose parts hold the item ids
+    (end_{k-1}, end_k]: every item outside the part of the user's last item gets −∞, so each
+    user is ranked within its own domain (source validation during joint pre-training)."""
+    ends = part_ends.to(scores.device)
+    part = torch.searchsorted(ends, last_items.contiguous())
+    starts = torch.cat([ends.new_zeros(1), ends[:-1]])
+    ids = torch.arange(scores.shape[1], device=scores.device)
+    inside = (ids[None, :] > starts[part][:, None]) & (ids[None, :] <= ends[part][:, None])
+    return scores.masked_fill(~inside, -torch.inf)
+
+
 def merge_block(what: str, defaults: dict, given: dict | None) -> dict:
     """`model.<what>` over its defaults; a key the model does not know is an error, not a no-op."""
     given = dict(given or {})

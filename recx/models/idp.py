@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recx.errors import ConfigError
-from recx.models.base import Batches, Capabilities, merge_block, phase_recipes
+from recx.models.base import Batches, Capabilities, merge_block, phase_recipes, within_own_part
 from recx.models.modules.cdim import (
     CDIMHead,
     aggregate,
@@ -479,12 +479,8 @@ class IDP(SASRec):
         scores = self.encode(items, table)[:, -1] @ table.T
         parts = getattr(self.domain, "parts", None) or []
         if len(parts) > 1 and self.table_kind(self.domain) == "pre":
-            ends = torch.tensor([off + n for _, off, n in parts], device=items.device)
-            part = torch.searchsorted(ends, items[:, -1].contiguous())
-            starts = torch.cat([ends.new_zeros(1), ends[:-1]])
-            ids = torch.arange(scores.shape[1], device=items.device)
-            inside = (ids[None, :] > starts[part][:, None]) & (ids[None, :] <= ends[part][:, None])
-            scores = scores.masked_fill(~inside, -torch.inf)
+            ends = torch.tensor([off + n for _, off, n in parts])
+            scores = within_own_part(scores, items[:, -1], ends)
         return scores
 
     def score_candidates(self, batch, cand: torch.Tensor) -> torch.Tensor:

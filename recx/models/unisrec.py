@@ -39,7 +39,7 @@ from torch import nn
 
 from recx.data.sequences import SeqBatch, prefix_batches, window_batches
 from recx.errors import ConfigError
-from recx.models.base import Batches, Capabilities, RecModel, phase_recipes
+from recx.models.base import Batches, Capabilities, RecModel, phase_recipes, within_own_part
 from recx.models.modules.unisrec_net import UniSRecNet
 
 log = logging.getLogger(__name__)
@@ -397,12 +397,7 @@ class UniSRec(RecModel):
         s = F.normalize(self._encode(items), dim=-1)
         scores = s @ F.normalize(self._item_table(), dim=-1).T
         if self._part_end is not None:
-            ends = self._part_end.to(items.device)
-            part = torch.searchsorted(ends, items[:, -1].contiguous())
-            starts = torch.cat([ends.new_zeros(1), ends[:-1]])
-            ids = torch.arange(scores.shape[1], device=items.device)
-            inside = (ids[None, :] > starts[part][:, None]) & (ids[None, :] <= ends[part][:, None])
-            scores = scores.masked_fill(~inside, -torch.inf)
+            scores = within_own_part(scores, items[:, -1], self._part_end)
         return scores
 
     def ckpt_extra(self) -> dict:

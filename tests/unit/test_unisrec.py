@@ -400,3 +400,14 @@ def test_pretraining_on_two_sources_beats_an_untrained_model_zero_shot(tmp_path)
             opt.step()
     before, after = zero_shot_ndcg(untrained, t, tmp_path), zero_shot_ndcg(model, t, tmp_path)
     assert after > before * 1.25, (before, after)  # measured: 0.027 → 0.040
+
+
+def test_within_own_part_keeps_only_the_items_of_the_users_part():
+    """Parts (0, 3] and (3, 5]: a user whose last item is 2 keeps items 1-3, one whose last item
+    is 5 keeps 4-5; the padding id 0 is outside every part."""
+    from recx.models.base import within_own_part
+
+    scores = torch.arange(12, dtype=torch.float).view(2, 6)
+    out = within_own_part(scores, torch.tensor([2, 5]), torch.tensor([3, 5]))
+    inf = float("-inf")
+    assert out.tolist() == [[inf, 1.0, 2.0, 3.0, inf, inf], [inf, inf, inf, inf, 10.0, 11.0]]
