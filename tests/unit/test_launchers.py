@@ -4,6 +4,7 @@ parameter of the plugin's own config class (copied here from the plugins, versio
 from __future__ import annotations
 
 import importlib.util
+import warnings
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -61,3 +62,13 @@ def test_launcher_config_is_self_contained(name):
 def test_joblib_caps_inner_threads_through_loky():
     # loky (not multiprocessing) limits each worker's BLAS threads to cores / n_jobs
     assert compose_hydra(["hydra/launcher=joblib"]).hydra.launcher.backend == "loky"
+
+
+def test_launcher_name_match_with_its_plugin_is_quiet():
+    """The joblib config shares the plugin's schema name on purpose; Hydra's deprecation
+    warning about that match is filtered, so users see no warning on `hydra/launcher=joblib`."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        cfg = compose_hydra(["hydra/launcher=joblib", "model=pop", "dataset=tiny"])
+    assert cfg.hydra.launcher.n_jobs == -1
