@@ -246,13 +246,16 @@ def train_and_save(ctx: Context, model, model_cfg, domains: list[DomainData], en
     return result.get("fit")
 
 
-def _fit_into(ctx: Context, model, domains: list[DomainData], work: Path, label: str, **fit_kw):
+def _fit_into(ctx: Context, model, domains: list[DomainData], work: Path, label: str, *,
+              validate: bool = True, **fit_kw):
+    """`validate=False`: a fixed number of epochs, the end state kept (few-shot fine-tuning)."""
     from recx.train.loop import fit
 
     cfg = ctx.cfg
     users = [d.train_users(float(cfg.train.user_fraction), ctx.seed) for d in domains]
     paper_last = bool((getattr(model, "paper_compat", {}) or {}).get("last_epoch_as_best"))
     return fit(model, domains, users, train_cfg=cfg.train, seed=ctx.seed, work_dir=work,
-               validate=lambda: validation_score(ctx, model, domains), label=label,
+               validate=(lambda: validation_score(ctx, model, domains)) if validate else None,
+               label=label,
                progress=cfg.progress, keep_best=not paper_last,
                sampling=(model.optim.get("sampling") or "proportional"), **fit_kw)

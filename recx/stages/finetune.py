@@ -27,8 +27,11 @@ def finetuned_model(ctx, target, require_only: bool = False):
     cfg = ctx.cfg
     parent, parent_hash = pretrained_model(ctx)
     block = finetune_block(cfg)
+    # few-shot blocks keep the end state (before: the better of the validated epochs); the
+    # marker keeps checkpoints of that older procedure from being reused
+    hashed = {**block, "end_state": True} if block.get("epochs") else block
     h = artifacts.ckpt_hash(cfg, cfg.model, [target.data_hash], parent=parent_hash,
-                            finetune=block)
+                            finetune=hashed)
     entry = artifacts.finetune_dir(cfg, parent.name, source_key(cfg.source), target.name, h)
     if require_only:
         cmd = artifacts.create_command("finetune", parent.name, [
@@ -38,8 +41,8 @@ def finetuned_model(ctx, target, require_only: bool = False):
         parent.fit_inputs(target)
         parent.prepare_finetune(target, block)
         kw = {}
-        if block.get("epochs"):
-            kw["max_epochs"] = int(block["epochs"])
+        if block.get("epochs"):  # few-shot: a fixed number of epochs, evaluated at the end
+            kw["max_epochs"], kw["validate"] = int(block["epochs"]), False
         if block.get("batch_fraction"):
             kw["batch_fraction"] = float(block["batch_fraction"])
         train_and_save(ctx, parent, cfg.model, [target], entry,

@@ -217,7 +217,9 @@ def _fit(model, domains, users, *, train_cfg, seed, work_dir, validate, max_epoc
                 score = improved = None
                 if main:
                     score = float(validate())
-                    improved = score > res.best_score or best_state is None
+                    # the first validation always counts (a NaN score included); with
+                    # keep_best=False patience still runs, only the weights stay the last's
+                    improved = score > res.best_score or res.best_epoch < 0
                 if ddp:  # rank 0's validation and early-stopping decision, for every rank
                     score, improved = D.broadcast_object((score, improved))
                 row["valid"] = score

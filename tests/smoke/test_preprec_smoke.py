@@ -3,6 +3,8 @@ finetune and interpolation with SASRec on the tiny domains (one short epoch each
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -38,6 +40,10 @@ def test_preprec_stages_on_tiny(tmp_path):
     assert 0.0 <= test["NDCG@10"] <= 1.0
     rows = stage("finetune", [*common, *target], tmp_path)
     assert {r["setting"] for r in rows} == {"finetune"}
+    # few-shot: the spec's 5 epochs, no validation between them, the end state kept
+    fit = next(p for p in tmp_path.rglob("fit.json") if "finetune" in p.parts)
+    history = json.loads(fit.read_text())["history"]
+    assert len(history) == 5 and all("valid" not in row for row in history)
     stage("train", ["model=sasrec", "dataset=tiny_b", "train=fast"], tmp_path)
     rows = stage("interpolate", [*common, *target, "base=sasrec"], tmp_path)
     assert sum(r["selected"] is True for r in rows if r["slice"] == "all") == 2  # valid + test
