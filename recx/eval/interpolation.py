@@ -33,7 +33,7 @@ def normalise(s: torch.Tensor, masked: torch.Tensor, how: str) -> torch.Tensor:
     elif how == "rank":
         # percentile rank among the candidates; ties are broken by item id (stable sort)
         filled = torch.where(keep, s, torch.full_like(s, -torch.inf))
-        order = filled.argsort(1, stable=True)
+        order = filled.argsort(dim=1, stable=True)
         ranks = torch.empty_like(order, dtype=torch.float32)
         ranks.scatter_(1, order, torch.arange(s.shape[1], device=s.device, dtype=torch.float32)
                        .expand_as(order).contiguous())

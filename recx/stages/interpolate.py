@@ -20,6 +20,7 @@ from recx.eval.interpolation import blender, gated_alpha, select_alpha
 from recx.models.registry import build_model, model_class
 from recx.stages import StageResult
 from recx.stages.common import Context, load_model_file, make_evaluator, result_rows
+from recx.stages.train import active_compat
 from recx.stages.transfer import pretrained_model
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def run(ctx: Context) -> StageResult:
             fields = dict(setting="interpolate", model=t_model.name, base=d_model.name,
                           source=skey, alpha=a, selected=(i == best), ckpt_hash=t_hash,
                           base_ckpt_hash=d_hash, interpolation_norm=str(ip.norm),
-                          alpha_select=str(ip.select))
+                          alpha_select=str(ip.select), paper_compat=active_compat(t_model))
             if gate is not None:  # a variant of the method: reports keep it apart by tag
                 fields.update(alpha_gain_lower_bound=gate["bound"],
                               tag=cfg.get("tag") or "alpha_gated")

@@ -30,13 +30,13 @@ log = logging.getLogger(__name__)
 
 ABSENT = "–"  # how a table writes a key a row does not have (no source, no tag)
 IDENTITY = ["stage", "setting", "model", "mode", "base", "source", "target", "split", "slice",
-            "alpha", "protocol", "user_fraction", "tag"]
+            "alpha", "protocol", "user_fraction", "tag", "paper_compat"]
 # what one source × target matrix holds fixed
-MATRIX_GROUP = ["model", "mode", "setting", "base", "user_fraction", "tag", "split", "slice",
-                "protocol"]
+MATRIX_GROUP = ["model", "mode", "setting", "base", "user_fraction", "tag", "paper_compat", "split",
+                "slice", "protocol"]
 # identity fields added to a table's rows when they vary (never averaged over)
-SPLIT_FIELDS = ["source", "base", "mode", "user_fraction", "tag", "setting", "model", "split",
-                "slice"]
+SPLIT_FIELDS = ["source", "base", "mode", "user_fraction", "tag", "paper_compat", "setting",
+                "model", "split", "slice"]
 
 
 def collect(patterns) -> pd.DataFrame:
@@ -71,6 +71,10 @@ def select(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
         if c not in out:
             out[c] = None
     out["user_fraction"] = out["user_fraction"].fillna(1.0)  # rows from before the field
+    # the active paper-compat switches as one key, so a run with the original code's behaviour
+    # never replaces or averages with the fixed one (none active: no key)
+    out["paper_compat"] = out["paper_compat"].map(
+        lambda v: ",".join(sorted(v)) or None if isinstance(v, list | tuple) else v or None)
     out = out.sort_values("finished_at").drop_duplicates(
         [*IDENTITY, "seed"], keep="last") if "finished_at" in out else out
     return out

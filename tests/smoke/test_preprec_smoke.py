@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+import recx.stages.interpolate as interpolate_stage
 from recx.stages import execute
 from tests.conftest import CONF, compose
 
@@ -29,7 +30,7 @@ def stage(name, overrides, root):
     return execute(cfg, root / "runs" / name).rows
 
 
-def test_preprec_stages_on_tiny(tmp_path):
+def test_preprec_stages_on_tiny(tmp_path, monkeypatch):
     common = ["model=preprec", "train=fast", "model.max_len=20", "source=[tiny,tiny_b]"]
     rows = stage("pretrain", common, tmp_path)
     assert {r["target"] for r in rows} == {"tiny", "tiny_b"}  # validation on both sources
@@ -45,8 +46,16 @@ def test_preprec_stages_on_tiny(tmp_path):
     history = json.loads(fit.read_text())["history"]
     assert len(history) == 5 and all("valid" not in row for row in history)
     stage("train", ["model=sasrec", "dataset=tiny_b", "train=fast"], tmp_path)
+    curves = []  # what α* is chosen from: the validation curve, never the test one
+    choose = interpolate_stage.select_alpha
+    monkeypatch.setattr(interpolate_stage, "select_alpha",
+                        lambda alphas, curve: curves.append(list(curve)) or choose(alphas, curve))
     rows = stage("interpolate", [*common, *target, "base=sasrec"], tmp_path)
+    by_split = {s: [r["NDCG@10"] for r in sorted(rows, key=lambda r: r["alpha"])
+                    if r["split"] == s and r["slice"] == "all"] for s in ("valid", "test")}
+    assert curves[0] == pytest.approx(by_split["valid"]) and curves[0] != by_split["test"]
     assert sum(r["selected"] is True for r in rows if r["slice"] == "all") == 2  # valid + test
+    assert all(r["paper_compat"] == [] for r in rows)  # reports keep compat blends apart
     assert (tmp_path / "runs" / "interpolate" / "alpha_curve.png").exists()
     # the significance-gated α: its own tag; α* stays only with a positive lower bound
     rows = stage("interpolate", [*common, *target, "base=sasrec", "interpolate.select=gated"],

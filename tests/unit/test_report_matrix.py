@@ -109,6 +109,27 @@ def test_table_rows_split_by_identity_fields_that_vary(tmp_path):
                    ("a", 0.1, None): (0.105, 2), ("a", 1.0, "text_only"): (0.305, 2)}
 
 
+def test_paper_compat_runs_stay_apart_from_the_fixed_ones(tmp_path):
+    """The same model, pair, protocol and seed with and without the original code's bugs: the
+    newer row must not replace the older, nor the two be averaged; `[]` (none active) and rows
+    from before the field are the same fixed run."""
+    rows = []
+    for seed in range(2):
+        fixed = row("preprec", "a", "t1", seed, 0.2 + 0.01 * seed)
+        rows.append({**fixed, "paper_compat": [] if seed else None})
+        compat = row("preprec", "a", "t1", seed, 0.1 + 0.01 * seed)
+        compat["finished_at"] = f"2026-02-01T00:00:{seed:02d}"  # newer than the fixed rows
+        rows.append({**compat, "paper_compat": ["last_epoch_as_best", "argsort_time"]})
+    write_run(tmp_path, "c", rows)
+    for layout in ("table", "matrix"):
+        cfg = compose("report", ["report.metrics=[NDCG@10]", f"report.name={layout}",
+                                 "report.figures=false", f"report.layout={layout}"],
+                      root=tmp_path)
+        res = report(Context(cfg=cfg, run_dir=tmp_path, device=torch.device("cpu")))
+        got = {r["paper_compat"]: (round(r["NDCG@10"], 4), r["n_seeds"]) for r in res.rows}
+        assert got == {None: (0.205, 2), "argsort_time,last_epoch_as_best": (0.105, 2)}
+
+
 def test_bar_layout_puts_pop_beside_the_models_of_its_candidate_set():
     """Pop's masked full ranking shares a group with SASRec's full ranking (the mask goes into
     its label); the sampled protocol gets groups of its own."""

@@ -1,0 +1,51 @@
+"""Post-hoc interpolation (EVALUATION §7) on hand-worked scores: the per-user normalisations, the
+blend's end points (α = 0 is the base model, α = 1 the transferred one), and α* as the best
+validation score, ties to the smaller α (that the stage passes validation only is checked in
+tests/smoke/test_preprec_smoke.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from recx.errors import ConfigError
+from recx.eval.interpolation import blender, normalise, select_alpha
+
+INF = math.inf
+# one user, four candidates, the last masked (a training item, say)
+T = torch.tensor([[1.0, 2.0, 3.0, 9.0]])  # transferred model
+D = torch.tensor([[3.0, 2.0, 1.0, 9.0]])  # in-domain base
+MASK = torch.tensor([[False, False, False, True]])
+Z = math.sqrt(1.5)  # (3 - 2) / sqrt(2/3): z-score of 1, 2, 3 (population std)
+
+
+def test_normalisations_by_hand():
+    assert normalise(T, MASK, "zscore")[0].tolist() == pytest.approx([-Z, 0.0, Z, -INF])
+    assert normalise(T, MASK, "minmax")[0].tolist() == pytest.approx([0.0, 0.5, 1.0, -INF])
+    # percentile rank among the 3 unmasked candidates: 0, 1/3, 2/3
+    assert normalise(T, MASK, "rank")[0].tolist() == pytest.approx([0.0, 1 / 3, 2 / 3, -INF])
+    assert normalise(T, MASK, "none") is T
+    # a user whose scores are all equal gets zeros, not NaN
+    flat = normalise(torch.tensor([[2.0, 2.0, 2.0, 0.0]]), MASK, "zscore")
+    assert flat[0, :3].tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(ConfigError):
+        normalise(T, MASK, "softmax")
+
+
+def test_blend_end_points_are_the_two_models_and_the_middle_is_by_hand():
+    out = blender([0.0, 0.25, 0.5, 1.0], "zscore")(torch.stack([T, D]), MASK)
+    assert out.shape == (4, 1, 4)
+    assert torch.equal(out[0], normalise(D, MASK, "zscore"))  # α = 0: the base exactly
+    assert torch.equal(out[3], normalise(T, MASK, "zscore"))  # α = 1: the transferred exactly
+    # α = 0.25: 0.25·(−Z, 0, Z) + 0.75·(Z, 0, −Z) = (Z/2, 0, −Z/2); the masked item stays −∞
+    assert out[1, 0].tolist() == pytest.approx([Z / 2, 0.0, -Z / 2, -INF])
+    assert out[2, 0, :3].tolist() == pytest.approx([0.0, 0.0, 0.0])  # opposite orders cancel
+
+
+def test_alpha_star_is_the_best_validation_score_ties_to_the_smaller_alpha():
+    assert select_alpha([0.0, 0.5, 1.0], [0.1, 0.3, 0.2]) == 1
+    assert select_alpha([0.0, 0.5, 1.0], [0.3, 0.3, 0.3]) == 0
+    # a grid listed out of order: the tie between 0.5 and 0.25 goes to 0.25 (index 2)
+    assert select_alpha([1.0, 0.5, 0.25], [0.1, 0.4, 0.4]) == 2
