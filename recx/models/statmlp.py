@@ -254,8 +254,12 @@ class StatMLP(RecModel):
         n_rows = e["edge_codes"].shape[0]
         if not self.needs_edges:
             return torch.full_like(users, n_rows - 1)
-        lab = assign_pairs(e["user_emb"][users], e["item_emb"][items], e["centroids"],
-                           self.stats_cfg.edge.op)
+        # float32 even under bf16 autocast (GPU training): near-ties of the nearest centroid
+        # would flip for a few pairs, so training negatives would not meet the clusters that
+        # the feature build and evaluation assign
+        with torch.autocast(users.device.type, enabled=False):
+            lab = assign_pairs(e["user_emb"][users], e["item_emb"][items], e["centroids"],
+                               self.stats_cfg.edge.op)
         ok = e["user_has"][users] & e["item_has"][items]
         return torch.where(ok, lab, torch.full_like(lab, n_rows - 1))
 
@@ -279,8 +283,9 @@ class StatMLP(RecModel):
         """Edge-code rows [B, n] of every pair of `users` × `items`."""
         e = self.entry
         n_rows = e["edge_codes"].shape[0]
-        lab = assign_grid(e["user_emb"][users], e["item_emb"][items], e["centroids"],
-                          self.stats_cfg.edge.op)
+        with torch.autocast(users.device.type, enabled=False):  # float32, as _pair_edge_codes
+            lab = assign_grid(e["user_emb"][users], e["item_emb"][items], e["centroids"],
+                              self.stats_cfg.edge.op)
         ok = e["user_has"][users][:, None] & e["item_has"][items][None, :]
         return torch.where(ok, lab, torch.full_like(lab, n_rows - 1))
 

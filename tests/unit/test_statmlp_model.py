@@ -58,6 +58,27 @@ def test_full_ranking_equals_pair_scores(toy, architecture, cache_pairs):
     assert full[:, 1:].std() > 0
 
 
+def test_edge_clusters_are_assigned_in_float32_under_bf16_autocast(toy):
+    """GPU training runs the BPR loss under bf16 autocast; the negatives' nearest edge centroid
+    must still be the float32 one (bf16 flips near-ties: checked to happen on these pairs)."""
+    from recx.data.features.graphstats import assign_pairs
+
+    m = model()
+    m.fit_inputs(toy)
+    e = m.entry
+    users = torch.arange(1, toy.n_users + 1).repeat_interleave(toy.n_items)
+    items = torch.arange(1, toy.n_items + 1).repeat(toy.n_users)
+    want = m._pair_edge_codes(users, items)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = m._pair_edge_codes(users, items)
+        grid = m._edge_grid(torch.arange(1, toy.n_users + 1), torch.arange(1, toy.n_items + 1))
+        raw = assign_pairs(e["user_emb"][users], e["item_emb"][items], e["centroids"],
+                           m.stats_cfg.edge.op)
+    ok = e["user_has"][users] & e["item_has"][items]
+    assert (raw[ok] != want[ok]).any()  # bf16 alone would move some pairs
+    assert torch.equal(got, want) and torch.equal(grid.reshape(-1), want)
+
+
 def test_edge_cache_assigns_each_user_once_and_changes_no_score(toy, monkeypatch):
     """Chunked path (no per-domain grid): the cached edge clusters give the same scores, and a
     second ranking of the same users assigns nothing."""
