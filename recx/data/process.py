@@ -147,6 +147,13 @@ def process(raw: RawData, ds, eval_cfg, *, source_desc: str = "",
 
     items = _item_frame(raw.items, item_ids[i_keep], ds)
     stats = _stats(inter, items, steps, indptr, ds, raw.info)
+    if stats["time_nonpositive"]:
+        # kept (the PrepRec spec drops them): a 0 is usually a missing date, and the earliest
+        # timestamp anchors PrepRec's periods
+        log.warning("%s: %d interactions have a timestamp at or before 1970-01-01 (usually a "
+                    "missing date); they are kept, and PrepRec's periods start at the earliest "
+                    "one. Drop them from the file if they are not real dates.", ds.name,
+                    stats["time_nonpositive"])
     return Processed(inter, items, stats)
 
 
@@ -292,6 +299,7 @@ def _stats(inter, items, steps, indptr, ds, info) -> dict:
         "time_last": iso(ts.max()),
         "time_span_days": round(float(ts.max() - ts.min()) / 86400, 2),
         "time_resolution": _resolution(ts),
+        "time_nonpositive": int((ts <= 0).sum()),
         "seq_len": {"min": int(lengths.min()), "p5": pct[0], "p25": pct[1], "p50": pct[2],
                     "p75": pct[3], "p95": pct[4], "max": int(lengths.max()),
                     "mean": float(lengths.mean())},

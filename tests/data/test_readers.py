@@ -98,6 +98,25 @@ def test_bad_row_in_a_later_chunk_names_its_line(tmp_path, monkeypatch):
     assert "line 42" in str(e.value) and "'yesterday'" in str(e.value)
 
 
+def test_timestamps_at_or_before_1970_are_counted_and_warned_about(tmp_path, caplog):
+    """Kept (a user's data decides what a 0 means), but counted in the stats with a warning:
+    PrepRec's periods start at the earliest timestamp."""
+    lines = ["u,i,t", "u1,i1,0", "u1,i2,1000", "u1,i3,2000", "u2,i1,-5", "u2,i2,3000",
+             "u2,i3,4000"]
+    path = tmp_path / "c.csv"
+    path.write_text("\n".join(lines) + "\n")
+    cfg = compose("preprocess", ["dataset=custom", f"dataset.path={path}",
+                                 "dataset.columns.user=u", "dataset.columns.item=i",
+                                 "dataset.columns.timestamp=t", f"paths.root={tmp_path}",
+                                 "dataset.filters.k_core.user=0",
+                                 "dataset.filters.k_core.item=0"])
+    raw = get_reader("csv")(cfg.dataset, resolve_raw_files(cfg.dataset, cfg.paths))
+    with caplog.at_level("WARNING", logger="recx.data.process"):
+        out = process(raw, cfg.dataset, cfg.eval)
+    assert out.stats["interactions"] == 6 and out.stats["time_nonpositive"] == 2
+    assert "2 interactions have a timestamp at or before 1970-01-01" in caplog.text
+
+
 def test_recbole_atomic_with_optional_item_file(tmp_path):
     folder = fx.ml100k_atomic(tmp_path / "raw")
     raw, _ = load(tmp_path, "recbole_atomic", folder, "dataset.category=ml-100k")
