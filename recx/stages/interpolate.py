@@ -103,8 +103,8 @@ def run(ctx: Context) -> StageResult:
     gate = _gate(ip, results["valid"], alphas, valid_curve, i0, metric, ctx.seed)
     if gate is not None:
         best = gate["index"]
-    if ip.holdout_check:
-        _holdout_check(results["valid"], alphas, score, ctx.seed)
+    holdout = _holdout_check(results["valid"], alphas, score, ctx.seed, metric, i0) \
+        if ip.holdout_check else {}
     skey = source_key(cfg.source) if t_model.capabilities.trainable else None
     rows = []
     base_test = test_curve[i0] if i0 is not None else None
@@ -114,6 +114,8 @@ def run(ctx: Context) -> StageResult:
                           source=skey, alpha=a, selected=(i == best), ckpt_hash=t_hash,
                           base_ckpt_hash=d_hash, interpolation_norm=str(ip.norm),
                           alpha_select=str(ip.select), paper_compat=active_compat(t_model))
+            if i == best:
+                fields.update(holdout)
             if gate is not None:  # a variant of the method: reports keep it apart by tag
                 fields.update(alpha_gain_lower_bound=gate["bound"],
                               tag=cfg.get("tag") or "alpha_gated")
@@ -169,16 +171,24 @@ def _trim(batch, max_len):
                    event_idx=batch.event_idx[:, -max_len:])
 
 
-def _holdout_check(valid, alphas, score, seed):
+def _holdout_check(valid, alphas, score, seed, metric, i0) -> dict:
+    """Validation users in two seeded halves: α chosen on half A, scored on half B (next to the
+    base, α = 0, on half B); a warning when the halves' α* differ by more than 0.2."""
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(valid.users))
     half_a = np.zeros(len(perm), dtype=bool)
     half_a[perm[: len(perm) // 2]] = True
-    a_star = alphas[select_alpha(alphas, [score("valid", i, half_a) for i in range(len(alphas))])]
-    b_star = alphas[select_alpha(alphas, [score("valid", i, ~half_a)
-                                          for i in range(len(alphas))])]
+    a_idx = select_alpha(alphas, [score("valid", i, half_a) for i in range(len(alphas))])
+    b_idx = select_alpha(alphas, [score("valid", i, ~half_a) for i in range(len(alphas))])
+    a_star, b_star = alphas[a_idx], alphas[b_idx]
+    out = {"holdout_alpha_a": a_star, "holdout_alpha_b": b_star,
+           "holdout_b_score": score("valid", a_idx, ~half_a),
+           "holdout_b_base_score": score("valid", i0, ~half_a) if i0 is not None else None}
     if abs(a_star - b_star) > 0.2:
         log.warning("holdout check: α* differs between valid halves (%.2f vs %.2f): the choice "
                     "of α is unstable", a_star, b_star)
-    else:
-        log.info("holdout check: α* %.2f on half A, %.2f on half B", a_star, b_star)
+    base = out["holdout_b_base_score"]
+    log.info("holdout check: α* %.2f on half A, %.2f on half B; valid %s on half B at α* of A "
+             "%.4f (base %s)", a_star, b_star, metric, out["holdout_b_score"],
+             "n/a" if base is None else f"{base:.4f}")
+    return out

@@ -58,10 +58,14 @@ def test_preprec_stages_on_tiny(tmp_path, monkeypatch):
     assert all(r["paper_compat"] == [] for r in rows)  # reports keep compat blends apart
     assert (tmp_path / "runs" / "interpolate" / "alpha_curve.png").exists()
     # the significance-gated α: its own tag; α* stays only with a positive lower bound
-    rows = stage("interpolate", [*common, *target, "base=sasrec", "interpolate.select=gated"],
-                 tmp_path)
+    rows = stage("interpolate", [*common, *target, "base=sasrec", "interpolate.select=gated",
+                                 "interpolate.holdout_check=true"], tmp_path)
     chosen = [r for r in rows if r["selected"] is True and r["slice"] == "all"]
     assert {r["tag"] for r in rows} == {"alpha_gated"} and len(chosen) == 2
+    # holdout check: α from half A of the validation users, scored on half B beside the base
+    grid = sorted({r["alpha"] for r in rows})
+    assert chosen[0]["holdout_alpha_a"] in grid and chosen[0]["holdout_alpha_b"] in grid
+    assert 0 <= chosen[0]["holdout_b_score"] <= 1 and 0 <= chosen[0]["holdout_b_base_score"] <= 1
     bound = chosen[0]["alpha_gain_lower_bound"]
     assert chosen[0]["alpha"] == 0.0 or bound > 0
     # every paper-compat switch (a checkpoint of its own) under the sampled protocol
