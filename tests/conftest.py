@@ -11,6 +11,32 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
+METRICS_SCHEMA = REPO / "tests" / "fixtures" / "metrics.schema.json"
+
+
+def assert_valid_rows(rows: list[dict], where: str = "rows") -> None:
+    """Metrics rows validate against the schema of metrics.json (EVALUATION §6)."""
+    import json
+
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(json.loads(METRICS_SCHEMA.read_text()))
+    errors = [f"{where}/{'/'.join(map(str, e.path))}: {e.message}"
+              for e in validator.iter_errors({"schema_version": 1, "rows": rows})]
+    assert not errors, "\n".join(errors[:10])
+
+
+def assert_valid_metrics(root: Path) -> int:
+    """Every metrics.json below `root` validates; returns how many rows were checked."""
+    import json
+
+    n = 0
+    for path in sorted(root.rglob("metrics.json")):
+        data = json.loads(path.read_text())
+        assert isinstance(data.get("schema_version"), int), f"{path}: no schema_version"
+        assert_valid_rows(data["rows"], str(path.relative_to(root)))
+        n += len(data["rows"])
+    return n
 SHARED = Path(os.environ.get("RECX_SHARED", REPO.parent / "shared"))
 
 

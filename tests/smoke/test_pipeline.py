@@ -14,7 +14,7 @@ import pytest
 
 from recx.stages import execute
 from recx.tables import write_metrics
-from tests.conftest import REPO, compose
+from tests.conftest import REPO, assert_valid_metrics, compose
 
 
 def cli(tmp_path, *args, timeout=300):
@@ -33,6 +33,7 @@ def test_recx_run_tiny(tmp_path):
     settings = {(r["setting"], r["model"]) for r in rows if r["split"] == "test"}
     assert {("zero_shot", "pop"), ("in_domain", "sasrec"), ("interpolate", "pop")} <= settings
     assert (run_dir / "results.md").exists() and (run_dir / "alpha_curves.png").exists()
+    assert assert_valid_metrics(tmp_path / "outputs" / "runs") >= len(rows)
     assert "recx run (run_tiny)" in out.stdout
     # a second run is all cache hits: no training happens
     again = cli(tmp_path, "run", "experiment=run_tiny")

@@ -10,7 +10,7 @@ import torch
 
 import recx.stages.interpolate as interpolate_stage
 from recx.stages import execute
-from tests.conftest import CONF, compose
+from tests.conftest import CONF, assert_valid_rows, compose
 
 pytestmark = pytest.mark.skipif(
     not all((CONF / "dataset" / f"{n}.yaml").exists() for n in ("tiny", "tiny_b")),
@@ -27,7 +27,9 @@ def one_thread():
 
 def stage(name, overrides, root):
     cfg = compose(name, [*overrides, "progress=false", "text=hashing"], root=root)
-    return execute(cfg, root / "runs" / name).rows
+    rows = execute(cfg, root / "runs" / name).rows
+    assert_valid_rows(rows, name)  # the metrics.json schema (EVALUATION §6)
+    return rows
 
 
 def test_preprec_stages_on_tiny(tmp_path, monkeypatch):
