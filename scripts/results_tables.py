@@ -45,6 +45,11 @@ def label(name: str) -> str:
     return LABELS.get(name, name)
 
 
+def variant_label(model: str, tag: str | None) -> str:
+    name = MODEL_LABELS.get(model, model)
+    return name if tag is None else f"{name} ({tag.replace('_', ' ')})"
+
+
 def family(protocol: str) -> str:
     """full | sampled: the candidate set of a protocol string (mask and ties aside)."""
     return "full" if "/full/" in protocol else "sampled"
@@ -73,11 +78,16 @@ def prepare(path: Path) -> pd.DataFrame:
 # ------------------------------------------------------------------------------ transfer
 def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
                     targets: list[str] | None = None) -> str:
-    frame = only_untagged(frame)
+    """`models`: names, or `name:tag` for a tagged variant (an ablation) as columns of its own."""
+    specs = [(m.split(":", 1)[0], m.split(":", 1)[1] if ":" in m else None) for m in models]
+    wanted = {t for _, t in specs if t}
+    variants = frame[frame.tag.isin(wanted)] if wanted and "tag" in frame else frame.iloc[:0]
+    frame = pd.concat([only_untagged(frame), variants])
     frame = frame[frame.user_fraction.fillna(1.0) == 1.0]
     targets = targets or list(dict.fromkeys(frame.target))
-    sources = {m: sorted(set(frame[(frame.model == m) & (frame.setting != "in_domain")].source),
-                         key=lambda s: ("+" in s, s)) for m in models}
+    of = {spec: frame[(frame.model == spec[0]) & _tagged(frame, spec[1])] for spec in specs}
+    sources = {spec: sorted(set(g[g.setting != "in_domain"].source),
+                            key=lambda s: ("+" in s, s)) for spec, g in of.items()}
     out = []
     views = [("Zero-shot, NDCG@10, full ranking", "zero_shot", "NDCG@10", "full"),
              ("Zero-shot, Recall@10 against 100 sampled negatives", "zero_shot", "Recall@10",
@@ -87,17 +97,19 @@ def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
              ("The same, Recall@10 against 100 sampled negatives", "interpolate", "Recall@10",
               "sampled")]
     for title, setting, metric, fam in views:
-        cols = [(m, s) for m in models for s in sources[m]]
-        head = ["target", "Pop", "SASRec", *(f"{MODEL_LABELS.get(m, m)} ← {label(s)}"
-                                             for m, s in cols)]
+        cols = [(spec, s) for spec in specs for s in sources[spec]]
+        head = ["target", "Pop", "SASRec", *(f"{variant_label(*spec)} ← {label(s)}"
+                                             for spec, s in cols)]
         rows = []
         for t in targets:
             g = frame[(frame.target == t) & (frame.family == fam)]
             ref = g[(g.setting == "in_domain") & (g.model == "sasrec")].set_index("seed")[metric]
             row = [label(t), cell(g[(g.setting == "in_domain") & (g.model == "pop")][metric],
                                   seeds), cell(ref, seeds)]
-            for m, s in cols:
-                sel = g[(g.setting == setting) & (g.model == m) & (g.source == s)]
+            for spec, s in cols:
+                m = of[spec]
+                sel = m[(m.target == t) & (m.family == fam) & (m.setting == setting)
+                        & (m.source == s)]
                 values = sel.set_index("seed")[metric]
                 text = cell(values, seeds)
                 if setting == "interpolate" and text != NONE:
@@ -198,7 +210,8 @@ def main() -> None:
     ap.add_argument("kind", choices=["transfer", "text"])
     ap.add_argument("results", type=Path, help="results.csv of a per-seed recx report")
     ap.add_argument("--models", nargs="+", default=["preprec"],
-                    help="transfer: the transferred models, in column order")
+                    help="transfer: the transferred models, in column order; model:tag adds a "
+                    "tagged variant (e.g. statmlp:popularity_only)")
     ap.add_argument("--targets", nargs="+", default=None, help="row order (default: as found)")
     ap.add_argument("--seeds", type=int, default=3, help="seeds a complete cell has")
     args = ap.parse_args()

@@ -53,6 +53,21 @@ def test_transfer_cells_and_seed_matched_gain():
     assert sampled == "| ml-100k | · | 0.8000 (1) | · |"
 
 
+def test_a_tagged_variant_gets_columns_of_its_own():
+    rows = [row("in_domain", "pop", 0, 0.05, 0.10, protocol=POP_FULL),
+            row("zero_shot", "statmlp", 0, 0.02, 0.04, source="yelp_a", protocol=POP_FULL),
+            row("zero_shot", "statmlp", 0, 0.01, 0.03, source="yelp_a", protocol=POP_FULL,
+                tag="popularity_only"),
+            row("zero_shot", "statmlp", 0, 0.90, 0.90, source="yelp_a", protocol=POP_FULL,
+                tag="another_ablation")]
+    text = results_tables.transfer_tables(frame(rows), ["statmlp", "statmlp:popularity_only"],
+                                          seeds=1)
+    head, _, ml = lines_of(text, "Zero-shot, NDCG@10, full ranking")
+    assert head == ("| target | Pop | SASRec | statmlp ← Yelp-A | "
+                    "statmlp (popularity only) ← Yelp-A |")
+    assert ml == "| ml-100k | 0.0500 | · | 0.0200 | 0.0100 |"
+
+
 def test_text_warm_and_cold():
     rows = [row("in_domain", "sasrec", s, v, 2 * v) for s, v in ((0, 0.1), (1, 0.2), (2, 0.3))]
     rows += [row("in_domain", "sasrec", 0, 0.05, 0.06, user_fraction=0.1),
