@@ -49,3 +49,22 @@ def test_alpha_star_is_the_best_validation_score_ties_to_the_smaller_alpha():
     assert select_alpha([0.0, 0.5, 1.0], [0.3, 0.3, 0.3]) == 0
     # a grid listed out of order: the tie between 0.5 and 0.25 goes to 0.25 (index 2)
     assert select_alpha([1.0, 0.5, 0.25], [0.1, 0.4, 0.4]) == 2
+
+
+@pytest.mark.parametrize("how", ["none", "zscore", "minmax"])
+def test_end_points_rank_every_target_as_the_models_alone(how):
+    """Metrics follow from the target's rank: at α = 0 and α = 1 every user's target has the rank
+    the base / the transferred model gives it on its own (the normalisations keep the order)."""
+    g = torch.Generator().manual_seed(0)
+    t, d = torch.randn(6, 30, generator=g) * 5, torch.randn(6, 30, generator=g) + 2
+    masked = torch.rand(6, 30, generator=g) < 0.2
+    target = torch.arange(6) * 4 + 1
+    masked[torch.arange(6), target] = False  # the target is never masked
+    t, d = t.masked_fill(masked, -INF), d.masked_fill(masked, -INF)
+
+    def rank(s):  # pessimistic 0-based rank of each user's target
+        own = s[torch.arange(6), target][:, None]
+        return ((s > own) | (s == own)).sum(1) - 1
+
+    out = blender([0.0, 1.0], how)(torch.stack([t, d]), masked)
+    assert torch.equal(rank(out[0]), rank(d)) and torch.equal(rank(out[1]), rank(t))
