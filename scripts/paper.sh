@@ -32,7 +32,8 @@ for v in "${VARIANTS[@]}"; do
   recx pretrain -m "${COMMON[@]}" source="$SOURCE" seed="$SEEDS" $v
   recx transfer -m "${COMMON[@]}" source="$SOURCE" target="$TARGET" seed="$SEEDS" eval="$EVAL" $v
 done
-paths=$(for o in ${EXTRA:-}; do [[ $o == paths.* ]] && echo "$o"; done)  # report takes paths only
+# the report takes the paths.* overrides only (an `if`: a false last test must not end the script)
+paths=$(for o in ${EXTRA:-}; do if [[ $o == paths.* ]]; then echo "$o"; fi; done)
 recx report report.name="$REPORT" report.rows=[model,source,paper_compat] report.cols=[target] \
   "+report.where.model=[preprec]" "+report.where.setting=[zero_shot]" \
   "+report.where.target=[$TARGET]" $paths

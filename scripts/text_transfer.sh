@@ -56,7 +56,8 @@ for seed in $SEEDS; do
     $UNI_FT finetune.mode=inductive,transductive train.user_fraction="$COLD" $C
 done
 
-paths=$(for o in ${EXTRA:-}; do [[ $o == paths.* ]] && echo "$o"; done)  # report takes paths only
+# the report takes the paths.* overrides only (an `if`: a false last test must not end the script)
+paths=$(for o in ${EXTRA:-}; do if [[ $o == paths.* ]]; then echo "$o"; fi; done)
 # full ranking only: SASRec's 100-negative runs of the transfer matrix share these targets
 where=("+report.where.target=[$T]" "+report.where.model=[pop,sasrec,idp,unisrec]"
   "+report.where.protocol=['loo/full/mask=off/ties=pessimistic','loo/full/mask=on/ties=pessimistic']")

@@ -13,9 +13,10 @@
 # all cache hits. Knobs (environment variables):
 #   SEEDS=0,1,2                 seeds of every trained model
 #   MODELS=preprec,statmlp      transferred models
-#   SOURCES="a b [a,b]"         source keys (a list in brackets = joint pre-training)
+#   SOURCES="a b [a,b]"         source keys (a list in brackets = joint pre-training); "" = none
 #   TARGETS="..."               target data sets
-#   BASE_TARGETS="..."          targets on which SASRec is trained and interpolated (default: all)
+#   BASE_TARGETS="..."          targets on which SASRec is trained and interpolated (default: all;
+#                               "" = none: Pop only)
 #   PRETRAIN_ARGS="..."         extra overrides of pretrain/transfer/interpolate for the transferred
 #                               models, e.g. "model.optim.max_epochs=12" to cap the compute
 #   EXTRA="..."                 overrides of every stage, e.g. "paths.root=/big/disk"
@@ -26,9 +27,10 @@ cd "$(dirname "$0")/.."
 BEAUTY=amazon_beauty_2014 SPORTS=amazon_sports_2014 YELP=yelp_a
 SEEDS=${SEEDS:-0,1,2}
 MODELS=${MODELS:-preprec,statmlp}
-SOURCES=${SOURCES:-"$BEAUTY $SPORTS $YELP [$BEAUTY,$SPORTS,$YELP]"}
+# set but empty means none (only an unset knob takes the default)
+SOURCES=${SOURCES-"$BEAUTY $SPORTS $YELP [$BEAUTY,$SPORTS,$YELP]"}
 TARGETS=${TARGETS:-"$BEAUTY $SPORTS $YELP ml_100k ml_latest_small amazon_gift_cards_2018 amazon_magazine_2018"}
-BASE_TARGETS=${BASE_TARGETS:-$TARGETS}
+BASE_TARGETS=${BASE_TARGETS-$TARGETS}
 PRETRAIN_ARGS=${PRETRAIN_ARGS:-}
 REPORT=${REPORT:-transfer_matrix}
 COMMON=(progress=false ${EXTRA:-})
@@ -42,9 +44,11 @@ unseen() {
 }
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "in-domain: SASRec and Pop on $(join $BASE_TARGETS)"
-recx train -m model=sasrec,pop dataset="$(join $BASE_TARGETS)" seed="$SEEDS" eval=full,sampled100 \
-  "${COMMON[@]}"
+if [[ -n "$BASE_TARGETS" ]]; then
+  say "in-domain: SASRec and Pop on $(join $BASE_TARGETS)"
+  recx train -m model=sasrec,pop dataset="$(join $BASE_TARGETS)" seed="$SEEDS" \
+    eval=full,sampled100 "${COMMON[@]}"
+fi
 others=$(for t in $TARGETS; do [[ " $BASE_TARGETS " == *" $t "* ]] || echo "$t"; done)
 if [[ -n "$others" ]]; then
   recx train -m model=pop dataset="$(join $others)" seed="$SEEDS" eval=full,sampled100 \
@@ -54,6 +58,10 @@ fi
 for src in $SOURCES; do
   tgts=$(unseen "$src" "$TARGETS")
   bases=$(unseen "$src" "$BASE_TARGETS")
+  if [[ -z "$tgts" ]]; then  # nothing to transfer to: do not pre-train for nothing
+    say "source $src: every target is among its data sets, skipped"
+    continue
+  fi
   say "source $src → $tgts"
   # one model per sweep: Hydra composes a sweep's base config with the primary's default
   # model, which lacks the model.* keys of PRETRAIN_ARGS
@@ -69,7 +77,8 @@ for src in $SOURCES; do
 done
 
 say "report"
-paths=$(for o in ${EXTRA:-}; do [[ $o == paths.* ]] && echo "$o"; done)  # report takes paths only
+# the report takes the paths.* overrides only (an `if`: a false last test must not end the script)
+paths=$(for o in ${EXTRA:-}; do if [[ $o == paths.* ]]; then echo "$o"; fi; done)
 # this matrix's models only (the text models' runs on the same targets live in outputs/ too)
 where=("+report.where.target=[$(join $TARGETS)]" "+report.where.model=[pop,sasrec,$MODELS]")
 recx report report.name="$REPORT" report.layout=matrix "${where[@]}" $paths
@@ -85,6 +94,7 @@ for o in $paths; do
 done
 outputs=${outputs:-$root/outputs}
 for m in ${MODELS//,/ }; do
+  [[ -n "$BASE_TARGETS" ]] || break  # the claims compare with SASRec
   say "claims: $m"
   python scripts/transfer_claims.py "$outputs/tables/${REPORT}_seeds/results.csv" --model "$m"
 done
