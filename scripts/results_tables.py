@@ -107,9 +107,9 @@ def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
             row = [label(t), cell(g[(g.setting == "in_domain") & (g.model == "pop")][metric],
                                   seeds), cell(ref, seeds)]
             for spec, s in cols:
-                m = of[spec]
-                sel = m[(m.target == t) & (m.family == fam) & (m.setting == setting)
-                        & (m.source == s)]
+                runs = of[spec]
+                sel = runs[(runs.target == t) & (runs.family == fam)
+                           & (runs.setting == setting) & (runs.source == s)]
                 values = sel.set_index("seed")[metric]
                 text = cell(values, seeds)
                 if setting == "interpolate" and text != NONE:
