@@ -12,6 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 METRICS_SCHEMA = REPO / "tests" / "fixtures" / "metrics.schema.json"
+SHARED = Path(os.environ.get("RECX_SHARED", REPO.parent / "shared"))
 
 
 def assert_valid_rows(rows: list[dict], where: str = "rows") -> None:
@@ -37,7 +38,6 @@ def assert_valid_metrics(root: Path) -> int:
         assert_valid_rows(data["rows"], str(path.relative_to(root)))
         n += len(data["rows"])
     return n
-SHARED = Path(os.environ.get("RECX_SHARED", REPO.parent / "shared"))
 
 
 def shared_dataset(name: str) -> Path:
