@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -15,15 +16,19 @@ METRICS_SCHEMA = REPO / "tests" / "fixtures" / "metrics.schema.json"
 SHARED = Path(os.environ.get("RECX_SHARED", REPO.parent / "shared"))
 
 
-def assert_valid_rows(rows: list[dict], where: str = "rows") -> None:
-    """Metrics rows validate against the schema of metrics.json (EVALUATION §6)."""
+@functools.cache
+def _metrics_validator():
     import json
 
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(json.loads(METRICS_SCHEMA.read_text()))
+    return jsonschema.Draft202012Validator(json.loads(METRICS_SCHEMA.read_text()))
+
+
+def assert_valid_rows(rows: list[dict], where: str = "rows") -> None:
+    """Metrics rows validate against the schema of metrics.json (EVALUATION §6)."""
     errors = [f"{where}/{'/'.join(map(str, e.path))}: {e.message}"
-              for e in validator.iter_errors({"schema_version": 1, "rows": rows})]
+              for e in _metrics_validator().iter_errors({"schema_version": 1, "rows": rows})]
     assert not errors, "\n".join(errors[:10])
 
 

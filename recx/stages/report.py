@@ -71,13 +71,19 @@ def select(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
         if c not in out:
             out[c] = None
     out["user_fraction"] = out["user_fraction"].fillna(1.0)  # rows from before the field
-    # the active paper-compat switches as one key, so a run with the original code's behaviour
-    # never replaces or averages with the fixed one (none active: no key)
-    out["paper_compat"] = out["paper_compat"].map(
-        lambda v: ",".join(sorted(v)) or None if isinstance(v, list | tuple) else v or None)
+    out["paper_compat"] = out["paper_compat"].map(_compat_key)
     out = out.sort_values("finished_at").drop_duplicates(
         [*IDENTITY, "seed"], keep="last") if "finished_at" in out else out
     return out
+
+
+def _compat_key(switches):
+    """The active paper-compat switches as one key, so a run with the original code's behaviour
+    never replaces or averages with the fixed one; None when none is active (or the row predates
+    the field)."""
+    if isinstance(switches, list | tuple):
+        return ",".join(sorted(switches)) or None
+    return switches or None
 
 
 def aggregate(frame: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:
