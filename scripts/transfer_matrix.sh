@@ -19,7 +19,8 @@
 #                               "" = none: Pop only)
 #   PRETRAIN_ARGS="..."         extra overrides of pretrain/transfer/interpolate for the transferred
 #                               models, e.g. "model.optim.max_epochs=12" to cap the compute
-#   EXTRA="..."                 overrides of every stage, e.g. "paths.root=/big/disk"
+#   EXTRA="..."                 overrides of every stage, e.g. "paths.root=/big/disk", or
+#                               "threads=1" for two matrices side by side (e.g. SEEDS=0 and 1,2)
 #   REPORT=transfer_matrix      report name (outputs/tables/<name>/)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 # top-level config keys that never change a rank
-_VOLATILE = ("progress", "print_config", "paths", "tag", "optimized_metric", "hydra")
+_VOLATILE = ("progress", "print_config", "paths", "tag", "optimized_metric", "hydra", "threads")
 
 
 @functools.lru_cache(maxsize=1)

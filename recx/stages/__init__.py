@@ -39,15 +39,18 @@ def execute(cfg, run_dir: Path, progress=None) -> StageResult:
     import torch
 
     from recx.config.validate import validate
-    from recx.device import resolve_device
+    from recx.device import check_cpu_share, configure_threads, resolve_device
     from recx.seed import seed_everything
     from recx.stages.common import Context
 
     validate(cfg)
     seed_everything(int(cfg.seed), bool(cfg.deterministic))
     torch.autograd.set_detect_anomaly(bool(cfg.get("anomaly_detection", False)))
-    ctx = Context(cfg=cfg, run_dir=Path(run_dir), device=resolve_device(str(cfg.device)),
-                  progress=progress)
+    threads = configure_threads(cfg.get("threads", "auto"))
+    device = resolve_device(str(cfg.device))
+    if device.type == "cpu":
+        check_cpu_share(threads)
+    ctx = Context(cfg=cfg, run_dir=Path(run_dir), device=device, progress=progress)
     return stage_function(str(cfg.stage))(ctx)
 
 
