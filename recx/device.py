@@ -48,29 +48,41 @@ def configure_threads(setting="auto") -> int:
 
 
 def busy_cores(interval: float = 0.25, stat: str = "/proc/stat") -> float | None:
-    """Cores kept busy by other processes: the non-idle share of all CPU time over `interval`
-    while this process sleeps. None where /proc/stat does not exist (not Linux)."""
-    def sample():
+    """Cores this process may use that other processes keep busy: the non-idle share of each
+    such core's time over `interval` while this process sleeps, summed. None where /proc/stat
+    cannot be read (not Linux)."""
+    mine = usable_cores_set()
+
+    def sample() -> dict[int, tuple[float, float]]:
+        out = {}
         with open(stat) as f:
-            fields = [float(x) for x in f.readline().split()[1:]]
-        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+            for line in f:
+                name, *fields = line.split()
+                if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in mine:
+                    t = [float(x) for x in fields]
+                    out[int(name[3:])] = (sum(t), t[3] + t[4])  # total, idle + iowait
+        return out
 
     try:
-        t0, i0 = sample()
+        before = sample()
         time.sleep(interval)
-        t1, i1 = sample()
+        after = sample()
     except (OSError, ValueError, IndexError):
         return None
-    if t1 <= t0:
-        return None
-    return usable_cores() * (1 - (i1 - i0) / (t1 - t0))
+    busy = [1 - (after[c][1] - before[c][1]) / (after[c][0] - before[c][0])
+            for c in before if c in after and after[c][0] > before[c][0]]
+    return sum(busy) if busy else None
+
+
+def usable_cores_set() -> set[int]:
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return set(range(os.cpu_count() or 1))
 
 
 def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    return len(usable_cores_set())
 
 
 def warn_if_oversubscribed(threads: int, busy: float | None, cores: int) -> bool:

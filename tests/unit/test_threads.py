@@ -28,17 +28,22 @@ def test_threads_key(restore_threads):
 
 
 def test_busy_cores_from_two_samples_of_proc_stat(tmp_path, monkeypatch):
-    """cpu  user nice system idle iowait …: over the interval 400 jiffies pass, 100 of them idle
-    or iowait, so 3/4 of the cores are busy."""
+    """cpuN  user nice system idle iowait …, only the cores this process may use (0 and 2):
+    over the interval cpu0 spends 100 of 200 jiffies idle or in iowait, cpu2 none of 200,
+    so 1.5 cores are busy; cpu1 (another process's core set) is left out."""
     stat = tmp_path / "stat"
-    samples = iter(["cpu  100 0 100 700 100 0 0\n", "cpu  250 0 250 780 120 0 0\n"])
+    samples = iter([
+        "cpu  300 0 300 2100 300 0 0\ncpu0 100 0 100 700 100 0 0\n"
+        "cpu1 100 0 100 700 100 0 0\ncpu2 100 0 100 700 100 0 0\nintr 1 2 3\n",
+        "cpu  700 0 700 2300 300 0 0\ncpu0 200 0 100 780 120 0 0\n"
+        "cpu1 100 0 100 900 100 0 0\ncpu2 200 0 200 700 100 0 0\nintr 1 2 3\n"])
 
     def fake_sleep(_):
         stat.write_text(next(samples))
 
     stat.write_text(next(samples))
     monkeypatch.setattr("recx.device.time.sleep", fake_sleep)
-    monkeypatch.setattr("recx.device.usable_cores", lambda: 2)
+    monkeypatch.setattr("recx.device.usable_cores_set", lambda: {0, 2})
     assert busy_cores(stat=str(stat)) == pytest.approx(1.5)
     assert busy_cores(stat=str(tmp_path / "missing")) is None
 
