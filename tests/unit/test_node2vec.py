@@ -19,6 +19,7 @@ from recx.data.features.node2vec import (
     bipartite_graph,
     node2vec,
     random_walks,
+    resolve_workers,
     walk_starts,
 )
 from recx.errors import ConfigError
@@ -149,6 +150,27 @@ def test_deterministic_across_python_hash_seeds():
                              text=True, timeout=300, check=True)
         out.append(res.stdout.strip().splitlines()[-1])
     assert out[0] == out[1] and len(out[0]) == len(hashlib.sha256().hexdigest())
+
+
+def test_auto_workers_follow_torch_threads_and_one_worker_reproduces():
+    """workers=auto takes torch's thread count, so `threads=1` (jobs side by side) gives one
+    Word2Vec worker, which reproduces a seed even with deterministic=false."""
+    import torch
+
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert resolve_workers("auto", deterministic=False) == 1
+        g = random_bipartite()
+        e1 = node2vec(g, SMALL, seed=3, deterministic=False, bipartite=True)
+        e2 = node2vec(g, SMALL, seed=3, deterministic=False, bipartite=True)
+        assert np.array_equal(e1, e2)
+        torch.set_num_threads(2)
+        assert resolve_workers("auto", deterministic=False) == 2
+        assert resolve_workers("auto", deterministic=True) == 1
+        assert resolve_workers(3, deterministic=False) == 3
+    finally:
+        torch.set_num_threads(n)
 
 
 def test_config_errors():

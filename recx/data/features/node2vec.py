@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 import zlib
 from dataclasses import asdict, dataclass, fields
@@ -245,11 +244,10 @@ def resolve_workers(workers: int | str, deterministic: bool) -> int:
             log.warning("deterministic=true: Word2Vec runs with 1 worker (model.features."
                         "node2vec.workers=%s ignored)", workers)
         return 1
-    if workers == "auto":
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # not on Linux
-            return max(1, os.cpu_count() or 1)
+    if workers == "auto":  # torch's CPU threads: `threads=1` (jobs side by side) means one
+        import torch
+
+        return max(1, torch.get_num_threads())
     return int(workers)
 
 
