@@ -48,7 +48,7 @@ def execute(cfg, run_dir: Path, progress=None) -> StageResult:
     torch.autograd.set_detect_anomaly(bool(cfg.get("anomaly_detection", False)))
     threads = configure_threads(cfg.get("threads", "auto"))
     device = resolve_device(str(cfg.device))
-    if device.type == "cpu":
+    if device.type == "cpu" and str(cfg.stage) not in ("preprocess", "report"):  # torch's work
         check_cpu_share(threads)
     ctx = Context(cfg=cfg, run_dir=Path(run_dir), device=device, progress=progress)
     return stage_function(str(cfg.stage))(ctx)
