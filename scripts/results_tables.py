@@ -21,6 +21,7 @@ A cell is the mean ± sample std over seeds; "(n)" follows when fewer than `--se
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -51,8 +52,25 @@ def variant_label(model: str, tag: str | None) -> str:
 
 
 def family(protocol: str) -> str:
-    """full | sampled: the candidate set of a protocol string (mask and ties aside)."""
-    return "full" if "/full/" in protocol else "sampled"
+    """full | sampled: the candidate set of a protocol string (each model keeps its own history
+    mask). Another tie rule than recx's pessimistic one (a tie study's `eval.ties=random`) is a
+    family of its own, which no table shows."""
+    candidates = "full" if "/full/" in protocol else "sampled"
+    ties = re.search(r"/ties=([^/]+)", protocol)
+    return candidates if ties is None or ties.group(1) == "pessimistic" else \
+        f"{candidates}/ties={ties.group(1)}"
+
+
+def by_seed(runs: pd.DataFrame, metric: str, what: str) -> pd.Series:
+    """`metric` of one cell's runs indexed by seed; two runs of one seed are an error (a cell
+    must not average over protocol variants silently)."""
+    values = runs.set_index("seed")[metric]
+    twice = sorted(set(values.index[values.index.duplicated()]))
+    if twice:
+        raise SystemExit(f"{what}: more than one run of seed(s) {twice} "
+                         f"(protocols {sorted(set(runs.protocol))}); filter the report "
+                         f"(report.where) to one protocol per model")
+    return values
 
 
 def cell(values: pd.Series, seeds: int, digits: int = 4, count: bool = True) -> str:
@@ -103,14 +121,16 @@ def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
         rows = []
         for t in targets:
             g = frame[(frame.target == t) & (frame.family == fam)]
-            ref = g[(g.setting == "in_domain") & (g.model == "sasrec")].set_index("seed")[metric]
-            row = [label(t), cell(g[(g.setting == "in_domain") & (g.model == "pop")][metric],
-                                  seeds), cell(ref, seeds)]
+            ref = by_seed(g[(g.setting == "in_domain") & (g.model == "sasrec")], metric,
+                          f"SASRec on {t}")
+            pop = by_seed(g[(g.setting == "in_domain") & (g.model == "pop")], metric,
+                          f"Pop on {t}")
+            row = [label(t), cell(pop, seeds), cell(ref, seeds)]
             for spec, s in cols:
                 runs = of[spec]
                 sel = runs[(runs.target == t) & (runs.family == fam)
                            & (runs.setting == setting) & (runs.source == s)]
-                values = sel.set_index("seed")[metric]
+                values = by_seed(sel, metric, f"{setting} {spec[0]} {s} → {t}")
                 text = cell(values, seeds)
                 if setting == "interpolate" and text != NONE:
                     both = values.index.intersection(ref.index)

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
@@ -51,6 +52,20 @@ def test_transfer_cells_and_seed_matched_gain():
     assert ml.endswith("| 0.1100 (1), +10.0 % |")
     *_, sampled = lines_of(text, "Zero-shot, Recall@10 against 100 sampled negatives")
     assert sampled == "| ml-100k | · | 0.8000 (1) | · |"
+
+
+def test_other_tie_rules_stay_out_and_a_seed_twice_is_an_error():
+    pop_random = POP_FULL.replace("pessimistic", "random")
+    rows = [row("in_domain", "pop", 0, 0.05, 0.10, protocol=POP_FULL),
+            row("in_domain", "pop", 0, 0.07, 0.12, protocol=pop_random),  # a tie study
+            row("zero_shot", "preprec", 0, 0.06, 0.12, source="yelp_a")]
+    text = results_tables.transfer_tables(frame(rows), ["preprec"], seeds=1)
+    *_, ml = lines_of(text, "Zero-shot, NDCG@10, full ranking")
+    assert ml == "| ml-100k | 0.0500 | · | 0.0600 |"
+    # Pop with and without the history mask on one seed: which one is meant is not guessed
+    rows.append(row("in_domain", "pop", 0, 0.04, 0.09, protocol=FULL))
+    with pytest.raises(SystemExit, match=r"Pop on ml_100k: more than one run of seed\(s\) \[0\]"):
+        results_tables.transfer_tables(frame(rows), ["preprec"], seeds=1)
 
 
 def test_a_tagged_variant_gets_columns_of_its_own():
