@@ -6,7 +6,9 @@ resumed) repeats that for every cell. The evaluator therefore stores each split'
 `<paths.cache>/eval/<key>.npz` and reads them back when the key matches. The key covers
 everything a rank can depend on:
 
-- the code: a hash of recx's own source files (any edit is a miss);
+- the code: a hash of recx's own source files that can reach the scorer (any edit is a miss).
+  Under `recx/models/` and `recx/data/features/` only the files that the scorer's model modules
+  import, directly or not, count: an edit to statmlp re-ranks nothing of PrepRec's;
 - the run's config, minus what cannot change a rank (`progress`, `paths`, `tag`, printing);
 - the weights: path, size and modification time of every checkpoint file the scorer loaded
   (a retrained checkpoint is a miss, even under the same hash);
@@ -20,6 +22,7 @@ trained in this process and not reloaded) is never cached. `eval.cache=false` tu
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import io
@@ -38,16 +41,69 @@ FORMAT = 1
 # top-level config keys that never change a rank
 _VOLATILE = ("progress", "print_config", "paths", "tag", "optimized_metric", "hydra", "threads")
 
+# recx's per-model code: a file here counts only when a scorer's models import it (statically:
+# the registry imports every model lazily, and builds them all, so it always counts)
+_PER_MODEL = ("models/", "data/features/")
+_BUILDS_ALL = "models/registry.py"
+_RECX = Path(__file__).resolve().parents[1]  # the package's source tree
 
-@functools.lru_cache(maxsize=1)
-def source_fingerprint() -> str:
-    """sha256 over recx's Python sources (relative path + bytes), computed once per process."""
-    root = Path(__file__).resolve().parents[1]
+
+@functools.cache
+def source_fingerprint(modules: tuple[str, ...] = ()) -> str:
+    """sha256 over recx's Python sources (relative path + bytes) that can change the ranks of a
+    scorer whose models live in `modules` (e.g. "recx.models.preprec"): every file outside
+    `_PER_MODEL`, and inside it the registry, the packages' `__init__` files and the files that
+    `modules` import, directly or not. A module outside recx (or none given) counts every file.
+    Computed once per process and scorer kind."""
+    root = _RECX
+    files = sorted(root.rglob("*.py"))
+    rel = {p: p.relative_to(root).as_posix() for p in files}
+    keep = set(files)
+    if modules and all(m.startswith("recx.") for m in modules):
+        reached = _imported(root, [_module_path(root, m) for m in modules])
+        keep = {p for p in files  # a package's __init__ runs before any of its modules
+                if not rel[p].startswith(_PER_MODEL) or rel[p] == _BUILDS_ALL
+                or p.name == "__init__.py" or p in reached}
     h = hashlib.sha256()
-    for p in sorted(root.rglob("*.py")):
-        h.update(p.relative_to(root).as_posix().encode())
-        h.update(p.read_bytes())
+    for p in files:
+        if p in keep:
+            h.update(rel[p].encode())
+            h.update(p.read_bytes())
     return h.hexdigest()[:16]
+
+
+def _module_path(root: Path, module: str) -> Path:
+    """recx.a.b → <root>/a/b.py, or <root>/a/b/__init__.py."""
+    base = root.joinpath(*module.split(".")[1:])
+    return base.with_suffix(".py") if base.with_suffix(".py").exists() else base / "__init__.py"
+
+
+def _imported(root: Path, start: list[Path]) -> set[Path]:
+    """The recx files that `start` imports, directly or through others (function-level and
+    relative imports included: every import statement of the file's syntax tree; `from recx.pkg
+    import name` also counts recx/pkg/name.py when it is a module)."""
+    seen: set[Path] = set()
+    todo = [p for p in start if p.exists()]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                pkg = path.relative_to(root).parent.parts  # `from .x` is relative to it
+                base = ["recx", *pkg[:len(pkg) - node.level + 1]] if node.level else []
+                module = ".".join(base + (node.module.split(".") if node.module else []))
+                names = [module, *(f"{module}.{a.name}" for a in node.names)]
+            for name in names:
+                if name == "recx" or name.startswith("recx."):
+                    dep = _module_path(root, name)
+                    if dep.exists():
+                        todo.append(dep)
+    return seen
 
 
 def scorer_key(cfg, device, *models) -> str | None:
@@ -59,7 +115,8 @@ def scorer_key(cfg, device, *models) -> str | None:
     if any(i is None for i in ids):
         return None
     run = drop_keys(OmegaConf.to_container(cfg, resolve=False), _VOLATILE)
-    return stable_hash(FORMAT, source_fingerprint(), run, ids, str(device.type), length=16)
+    code = source_fingerprint(tuple(sorted({type(m).__module__ for m in models})))
+    return stable_hash(FORMAT, code, run, ids, str(device.type), length=16)
 
 
 def split_path(cache_root, scorer: str, *call) -> Path:

@@ -383,9 +383,7 @@ class StatMLP(RecModel):
         net = self.net
         parts = [net.part(s, e[f"{s}_tuples"]) for s in ("user", "item", "edge")]
         combos = [grid["combo_user"], grid["combo_item"], grid["combo_edge"]]
-        scores = torch.cat([
-            net.head_scores(sum(p[c[sl]] for p, c in zip(parts, combos, strict=True)))
-            for sl in _slices(len(combos[0]), 1 << 16)])
+        scores = net.combo_scores(parts, combos)
         if cache:
             grid.update(version=version, scores=scores)
         return scores
@@ -402,7 +400,7 @@ class StatMLP(RecModel):
         # large domains: score item chunks, each distinct input combination once
         n1 = e["item_codes"].shape[0]
         out = torch.empty(len(users), n1, device=dev)
-        parts = {s: self.net.part(s, e[f"{s}_tuples"]) for s in ("user", "item", "edge")}
+        parts = [self.net.part(s, e[f"{s}_tuples"]) for s in ("user", "item", "edge")]
         n_i, n_e = e["item_tuples"].shape[0], e["edge_tuples"].shape[0]
         ut = e["user_tid"][users]
         rows = self._edge_rows_cached(users)
@@ -418,8 +416,8 @@ class StatMLP(RecModel):
                 key = key * n_e + e["edge_tid"][-1]
             uniq, inv = torch.unique(key, return_inverse=True)
             et, rest = uniq % n_e, uniq // n_e
-            pre = parts["user"][rest // n_i] + parts["item"][rest % n_i] + parts["edge"][et]
-            out[:, lo:lo + len(items)] = self.net.head_scores(pre)[inv]
+            scores = self.net.combo_scores(parts, [rest // n_i, rest % n_i, et])
+            out[:, lo:lo + len(items)] = scores[inv]
         return out
 
     def _two_tower_all(self, users: torch.Tensor, grid: dict | None) -> torch.Tensor:
@@ -449,7 +447,3 @@ def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
         return np.zeros(len(keys), dtype=bool)
     pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
     return sorted_keys[pos] == keys
-
-
-def _slices(n: int, step: int) -> list[slice]:
-    return [slice(lo, lo + step) for lo in range(0, max(n, 1), step)]

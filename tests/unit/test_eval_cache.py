@@ -4,6 +4,7 @@ and anything that could change a rank (the weights file, the config, the code) i
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -107,3 +108,49 @@ def test_a_model_without_known_weights_is_not_cached(tmp_path):
     assert cache.scorer_key(cfg, torch.device("cpu"), model) is not None
     pop = build_model(compose("train", ["model=pop", "dataset=tiny"], root=tmp_path).model)
     assert pop.weights_identity == "no weights"
+
+
+def test_code_key_counts_the_files_a_model_imports(tmp_path, monkeypatch, request):
+    """An edit to one model's files is a miss for that model's scorers only; shared code (the
+    evaluator, the models' base class, the registry) is a miss for every scorer."""
+    request.addfinalizer(cache.source_fingerprint.cache_clear)  # no key of the copy survives
+    root = tmp_path / "recx"
+    shutil.copytree(cache._RECX, root, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "_RECX", root)  # fingerprint the copy
+
+    def keys():
+        cache.source_fingerprint.cache_clear()
+        return {m: cache.source_fingerprint((f"recx.models.{m}",))
+                for m in ("preprec", "statmlp", "sasrec", "idp")} | {
+            "all": cache.source_fingerprint()}
+
+    def edited(rel):
+        with open(root / rel, "a") as f:
+            f.write("\n# edited\n")
+        return keys()
+
+    before = keys()
+    assert len(set(before.values())) == 5
+    after = edited("models/modules/statmlp_net.py")
+    assert [m for m in before if after[m] != before[m]] == ["statmlp", "all"]
+    before, after = after, edited("models/modules/sasrec_net.py")  # IDP builds on SASRec's net
+    assert [m for m in before if after[m] != before[m]] == ["sasrec", "idp", "all"]
+    for shared in ("eval/metrics.py", "models/base.py", "models/registry.py",
+                   "data/features/__init__.py"):
+        before, after = after, edited(shared)
+        assert all(after[m] != before[m] for m in before), shared
+
+
+def test_import_closure_follows_relative_and_function_level_imports(tmp_path):
+    root = tmp_path / "recx"
+    (root / "models" / "modules").mkdir(parents=True)
+    files = {"__init__.py": "", "models/__init__.py": "", "models/modules/__init__.py": "",
+             "models/a.py": "from .modules import net\ndef f():\n    from . import b\n",
+             "models/b.py": "from ..models.modules.net import X\nimport recx.models.d\n",
+             "models/modules/net.py": "X = 1\n", "models/c.py": "", "models/d.py": ""}
+    for rel, text in files.items():
+        (root / rel).write_text(text)
+    reached = cache._imported(root, [cache._module_path(root, "recx.models.a")])
+    assert sorted(p.relative_to(root).as_posix() for p in reached) == [
+        "models/__init__.py", "models/a.py", "models/b.py", "models/d.py",
+        "models/modules/__init__.py", "models/modules/net.py"]

@@ -58,6 +58,25 @@ def test_full_ranking_equals_pair_scores(toy, architecture, cache_pairs):
     assert full[:, 1:].std() > 0
 
 
+@pytest.mark.parametrize("n", [0, 3, 10_000])  # none, under one slice, slices and a remainder
+def test_combo_scores_in_place_slices_equal_the_plain_sums(n):
+    from recx.models.modules.statmlp_net import StatMLPNet
+
+    torch.manual_seed(0)
+    net = StatMLPNet([10, 11], [10, 11], [11, 11], hidden=[32, 16, 8]).eval()
+    parts = [net.part(s, torch.randint(0, 10, (k, 2))) for s, k in
+             (("user", 30), ("item", 40), ("edge", 20))]
+    rows = [torch.randint(0, len(p), (n,)) for p in parts]
+    plain = net.head_scores(parts[0][rows[0]] + parts[1][rows[1]] + parts[2][rows[2]])
+    with torch.no_grad():  # the in-place path
+        fast = net.combo_scores(parts, rows)
+    slow = net.combo_scores(parts, rows)  # gradient enabled: the plain path, differentiable
+    assert fast.shape == slow.shape == (n,)
+    torch.testing.assert_close(fast, plain.detach(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(slow.detach(), plain.detach(), rtol=0, atol=0)
+    assert n == 0 or slow.requires_grad
+
+
 def test_edge_clusters_are_assigned_in_float32_under_bf16_autocast(toy):
     """GPU training runs the BPR loss under bf16 autocast; the negatives' nearest edge centroid
     must still be the float32 one (bf16 flips near-ties: checked to happen on these pairs)."""

@@ -87,6 +87,30 @@ class StatMLPNet(nn.Module):
         """Scores from first-layer pre-activations (user + item + edge parts, without bias)."""
         return self.head(torch.relu(pre + self.bias)).squeeze(-1)
 
+    def combo_scores(self, parts: list[torch.Tensor], rows: list[torch.Tensor]) -> torch.Tensor:
+        """Scores [M] of M combinations: `rows` = (user, item, edge) row indices [M] into the
+        sides' first-layer `parts` (`part` of each side's distinct code tuples). Without a
+        gradient, on the CPU, slices of 4,096 rows are summed in place: their [slice, hidden]
+        pre-activations stay in the CPU cache, 3-4x faster than whole [M, hidden] tensors
+        (bench/bench_statmlp_scoring.py), with the sums in the same order."""
+        n, h0 = len(rows[0]), self.bias.shape[0]
+        fast = (not torch.is_grad_enabled() and self.bias.device.type == "cpu"
+                and all(p.shape[-1] == h0 for p in parts))
+        step = 1 << 12 if fast else 1 << 16
+        if not fast:
+            return torch.cat([self.head_scores(sum(p[r[lo:lo + step]]
+                                                   for p, r in zip(parts, rows, strict=True)))
+                              for lo in range(0, max(n, 1), step)])
+        out = self.bias.new_empty(n)
+        for lo in range(0, n, step):
+            sl = slice(lo, lo + step)
+            # the order of the sums of head_scores: ((user + item) + edge) + bias
+            pre = parts[0].index_select(0, rows[0][sl]) + parts[1].index_select(0, rows[1][sl])
+            pre += parts[2].index_select(0, rows[2][sl])
+            pre += self.bias
+            out[sl] = self.head(pre.relu_()).squeeze(-1)
+        return out
+
     # ---------------------------------------------------------------------- two_tower parts
     def tower(self, side: str, codes: torch.Tensor) -> torch.Tensor:
         """MLP_side(codes) [..., out]."""
