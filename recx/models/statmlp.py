@@ -56,6 +56,7 @@ DEFAULT_OPTIM = {"batch_size": 2048, "lr": 1e-3, "weight_decay": 1e-6, "max_epoc
                  "eval_every": 1, "patience": 5, "loss": "bpr", "sampler": "bpr_triples",
                  "valid_sample_users": None}
 _GRID_FLOATS = 1 << 24  # bound on the values one assignment/scoring chunk holds
+_KEY_PAIRS = 1 << 24  # pairs whose combinations are deduplicated together (int64 keys)
 
 
 class StatMLP(RecModel):
@@ -397,7 +398,9 @@ class StatMLP(RecModel):
             return self._two_tower_all(users, grid)
         if grid is not None:
             return self._combo_scores(grid)[grid["inv"][users].long()]
-        # large domains: score item chunks, each distinct input combination once
+        # large domains: score item groups, each distinct input combination of a group once
+        # (a group spans _KEY_PAIRS pairs: across the chunks of an assignment the same
+        # combinations recur, 2.3x on Beauty's validation)
         n1 = e["item_codes"].shape[0]
         out = torch.empty(len(users), n1, device=dev)
         parts = [self.net.part(s, e[f"{s}_tuples"]) for s in ("user", "item", "edge")]
@@ -405,16 +408,20 @@ class StatMLP(RecModel):
         ut = e["user_tid"][users]
         rows = self._edge_rows_cached(users)
         step = self._chunk(len(users))
-        for lo in range(0, n1, step):
-            items = torch.arange(lo, min(lo + step, n1), device=dev)
+        group = max(step, _KEY_PAIRS // len(users) // step * step)
+        for lo in range(0, n1, group):
+            items = torch.arange(lo, min(lo + group, n1), device=dev)
             key = ut[:, None] * n_i + e["item_tid"][items][None, :]
-            if self.needs_edges:
-                sub = (rows[:, lo:lo + len(items)] if rows is not None
-                       else self._edge_grid(users, items))
-                key = key * n_e + e["edge_tid"][sub]
-            else:
+            if not self.needs_edges:
                 key = key * n_e + e["edge_tid"][-1]
+            elif rows is not None:
+                key = key * n_e + e["edge_tid"][rows[:, lo:lo + len(items)]]
+            else:  # assigned chunk by chunk (the assignment's memory bound)
+                key = key * n_e
+                for a in range(0, len(items), step):
+                    key[:, a:a + step] += e["edge_tid"][self._edge_grid(users, items[a:a + step])]
             uniq, inv = torch.unique(key, return_inverse=True)
+            del key
             et, rest = uniq % n_e, uniq // n_e
             scores = self.net.combo_scores(parts, [rest // n_i, rest % n_i, et])
             out[:, lo:lo + len(items)] = scores[inv]

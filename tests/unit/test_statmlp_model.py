@@ -41,9 +41,18 @@ def batch_of(d, users):
 
 
 @pytest.mark.parametrize("architecture", ["pair_mlp", "two_tower"])
-@pytest.mark.parametrize("cache_pairs", [10 ** 9, 0])  # per-domain grid | item chunks
-def test_full_ranking_equals_pair_scores(toy, architecture, cache_pairs):
-    m = model(architecture=architecture, score_cache_pairs=cache_pairs, score_chunk_items=7)
+@pytest.mark.parametrize("cache_pairs,edge_pairs,key_pairs", [
+    (10 ** 9, 0, 1 << 24),  # per-domain grid
+    (0, 10 ** 9, 1 << 24),  # item chunks in one deduplicated group, edge rows kept
+    (0, 0, 40 * 14),  # groups of two 7-item chunks (the last one short), assigned each time
+])
+def test_full_ranking_equals_pair_scores(toy, architecture, cache_pairs, edge_pairs, key_pairs,
+                                         monkeypatch):
+    import recx.models.statmlp as statmlp
+
+    monkeypatch.setattr(statmlp, "_KEY_PAIRS", key_pairs)
+    m = model(architecture=architecture, score_cache_pairs=cache_pairs,
+              edge_cache_pairs=edge_pairs, score_chunk_items=7)
     m.fit_inputs(toy)
     m.eval()
     users = list(range(1, toy.n_users + 1))
