@@ -84,7 +84,8 @@ class StatMLP(RecModel):
     multi_source : dict
         sampling (proportional | round_robin): which source each batch comes from.
     score_chunk_items : int, default 4096
-        Items scored together in full ranking of large domains (bounds memory).
+        Items whose edge clusters are assigned together in full ranking of large domains
+        (bounds memory; the scores are then taken over groups of up to 2**24 pairs).
     score_cache_pairs : int, default 25_000_000
         Domains with at most this many (user, item) pairs get every pair's input combination
         precomputed once (about 4 bytes per pair), which makes repeated full ranking (one
