@@ -135,17 +135,21 @@ def test_edge_cluster_size_and_density():
 
 
 @pytest.mark.parametrize("op", EDGE_OPS)
-def test_nearest_centroid_assignment(op):
+@pytest.mark.parametrize("block_pairs", [1 << 17, 7 * 16])  # one item block | 16, 16 and 7 of 39
+def test_nearest_centroid_assignment(op, block_pairs, monkeypatch):
+    import recx.data.features.graphstats as graphstats
+
+    monkeypatch.setattr(graphstats, "_ASSIGN_PAIRS", block_pairs)
     g = torch.Generator().manual_seed(0)
-    ue, ie = torch.randn(7, 5, generator=g), torch.randn(9, 5, generator=g)
+    ue, ie = torch.randn(7, 5, generator=g), torch.randn(39, 5, generator=g)
     cents = torch.randn(6, 5, generator=g)
     x = {"hadamard": ue[:, None] * ie[None], "average": (ue[:, None] + ie[None]) / 2,
          "l1": (ue[:, None] - ie[None]).abs(), "l2": (ue[:, None] - ie[None]) ** 2}[op]
-    brute = ((x[:, :, None, :] - cents) ** 2).sum(-1).argmin(-1)  # [7, 9]
+    brute = ((x[:, :, None, :] - cents) ** 2).sum(-1).argmin(-1)  # [7, 39]
     assert torch.equal(assign_grid(ue, ie, cents, op), brute)
-    uu, ii = torch.meshgrid(torch.arange(7), torch.arange(9), indexing="ij")
+    uu, ii = torch.meshgrid(torch.arange(7), torch.arange(39), indexing="ij")
     pairs = assign_pairs(ue[uu.reshape(-1)], ie[ii.reshape(-1)], cents, op)
-    assert torch.equal(pairs.view(7, 9), brute)
+    assert torch.equal(pairs.view(7, 39), brute)
     if op != "l1":  # one GEMM over all centroids (l1) need not tie duplicates bit for bit
         # a duplicated centroid ties exactly in the per-centroid products: the first index
         # wins, as with argmin

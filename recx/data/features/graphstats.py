@@ -298,6 +298,9 @@ def assign_pairs(ue: torch.Tensor, ie: torch.Tensor, centroids: torch.Tensor,
     return ((centroids * centroids).sum(1) - 2 * x @ centroids.T).argmin(1)
 
 
+_ASSIGN_PAIRS = 1 << 17  # pairs per item block of assign_grid on the CPU
+
+
 def assign_grid(ue: torch.Tensor, ie: torch.Tensor, centroids: torch.Tensor,
                 op: str) -> torch.Tensor:
     """Nearest edge centroid of every pair of B users × n items → [B, n] (long).
@@ -305,7 +308,8 @@ def assign_grid(ue: torch.Tensor, ie: torch.Tensor, centroids: torch.Tensor,
     argmin_c ‖x − c‖² = argmax_c (x·c − ‖c‖²/2). Where the operator factorises, x·c for one
     centroid is one [B, n] product, and a running maximum over the centroids (first index on
     exact ties, as argmin) never holds a [B, n, k] tensor: that tensor's memory traffic, not the
-    arithmetic, was the cost (bench/bench_statmlp_assign.py).
+    arithmetic, was the cost (bench/bench_statmlp_assign.py). On the CPU the items go in blocks
+    whose [B, block] passes fit the cache, and the running argmax is int16.
     hadamard: x·c = u·(i ⊙ c); average: (u·c + i·c)/2; l2: u²·c − 2u·(i ⊙ c) + i²·c.
     l1 (|u − i|, no factorisation) builds the [B, n, d] edge vectors once."""
     half_c2 = (centroids * centroids).sum(1) / 2  # [k]
@@ -316,20 +320,28 @@ def assign_grid(ue: torch.Tensor, ie: torch.Tensor, centroids: torch.Tensor,
         uc, ic = ue @ centroids.T / 2, ie @ centroids.T / 2  # [B, k], [n, k]
     elif op == "l2":
         uc, ic = (ue * ue) @ centroids.T, (ie * ie) @ centroids.T
-    best = torch.full((ue.shape[0], ie.shape[0]), -torch.inf, dtype=ue.dtype, device=ue.device)
-    arg = torch.zeros(best.shape, dtype=torch.long, device=ue.device)
-    for j in range(centroids.shape[0]):
-        if op == "hadamard":
-            s = ue @ (ie * centroids[j]).T
-        elif op == "average":
-            s = uc[:, j, None] + ic[None, :, j]
-        else:  # l2
-            s = uc[:, j, None] - 2 * ue @ (ie * centroids[j]).T + ic[None, :, j]
-        s -= half_c2[j]
-        better = s > best
-        best = torch.maximum(best, s)
-        arg.masked_fill_(better, j)
-    return arg
+    out = torch.empty(ue.shape[0], ie.shape[0], dtype=torch.long, device=ue.device)
+    # item blocks of ~2^17 pairs: the k passes over a block stay in the CPU's cache (2x)
+    block = ie.shape[0] if ue.device.type != "cpu" else max(16, _ASSIGN_PAIRS // len(ue))
+    small = torch.int16 if centroids.shape[0] <= torch.iinfo(torch.int16).max else torch.long
+    for lo in range(0, ie.shape[0], block):
+        ib = ie[lo:lo + block]
+        best = torch.full((ue.shape[0], ib.shape[0]), -torch.inf, dtype=ue.dtype,
+                          device=ue.device)
+        arg = torch.zeros(best.shape, dtype=small, device=ue.device)
+        for j in range(centroids.shape[0]):
+            if op == "hadamard":
+                s = ue @ (ib * centroids[j]).T
+            elif op == "average":
+                s = uc[:, j, None] + ic[None, lo:lo + block, j]
+            else:  # l2
+                s = uc[:, j, None] - 2 * ue @ (ib * centroids[j]).T + ic[None, lo:lo + block, j]
+            s -= half_c2[j]
+            better = s > best
+            best = torch.maximum(best, s)
+            arg.masked_fill_(better, j)
+        out[:, lo:lo + block] = arg
+    return out
 
 
 def edge_clusters(ue: np.ndarray, ie: np.ndarray, cfg: EdgeConfig, seed: int):
