@@ -16,9 +16,9 @@ domain would take (default: Amazon Beauty 2014's 22,363 users × 12,102 items, k
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from timing import best_time
 
 from recx.data.features.graphstats import assign_grid
 
@@ -42,15 +42,6 @@ def running(ue, ie, centroids):
         arg.masked_fill_(better, j)
     return arg
 
-
-def best_time(fn, repeats: int) -> tuple[float, torch.Tensor]:
-    out = fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main() -> None:

@@ -15,21 +15,11 @@ Prints combinations/s, the ratio and the largest difference of the two scores.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from timing import best_time
 
 from recx.models.modules.statmlp_net import StatMLPNet
-
-
-def best_time(fn, repeats: int) -> tuple[float, torch.Tensor]:
-    out = fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main() -> None:
