@@ -409,7 +409,7 @@ class StatMLP(RecModel):
         ut = e["user_tid"][users]
         rows = self._edge_rows_cached(users)
         step = self._chunk(len(users))
-        group = max(step, _KEY_PAIRS // len(users) // step * step)
+        group = max(step, _KEY_PAIRS // max(1, len(users)) // step * step)
         for lo in range(0, n1, group):
             items = torch.arange(lo, min(lo + group, n1), device=dev)
             key = ut[:, None] * n_i + e["item_tid"][items][None, :]

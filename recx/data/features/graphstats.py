@@ -322,7 +322,8 @@ def assign_grid(ue: torch.Tensor, ie: torch.Tensor, centroids: torch.Tensor,
         uc, ic = (ue * ue) @ centroids.T, (ie * ie) @ centroids.T
     out = torch.empty(ue.shape[0], ie.shape[0], dtype=torch.long, device=ue.device)
     # item blocks of ~2^17 pairs: the k passes over a block stay in the CPU's cache (2x)
-    block = ie.shape[0] if ue.device.type != "cpu" else max(16, _ASSIGN_PAIRS // len(ue))
+    block = (max(1, ie.shape[0]) if ue.device.type != "cpu"
+             else max(16, _ASSIGN_PAIRS // max(1, ue.shape[0])))
     small = torch.int16 if centroids.shape[0] <= torch.iinfo(torch.int16).max else torch.long
     for lo in range(0, ie.shape[0], block):
         ib = ie[lo:lo + block]
