@@ -55,7 +55,7 @@ def source_fingerprint(modules: tuple[str, ...] = ()) -> str:
     `_PER_MODEL`, and inside it the registry, the packages' `__init__` files and the files that
     `modules` import, directly or not. A module outside recx (or none given) counts every file.
     Computed once per process and scorer kind."""
-    root = _RECX
+    root = _RECX  # a module global, so that tests can fingerprint a copy of the tree
     files = sorted(root.rglob("*.py"))
     rel = {p: p.relative_to(root).as_posix() for p in files}
     keep = set(files)

@@ -327,6 +327,7 @@ def assign_grid(ue: torch.Tensor, ie: torch.Tensor, centroids: torch.Tensor,
     small = torch.int16 if centroids.shape[0] <= torch.iinfo(torch.int16).max else torch.long
     for lo in range(0, ie.shape[0], block):
         ib = ie[lo:lo + block]
+        icb = ic[lo:lo + block] if op in ("average", "l2") else None
         best = torch.full((ue.shape[0], ib.shape[0]), -torch.inf, dtype=ue.dtype,
                           device=ue.device)
         arg = torch.zeros(best.shape, dtype=small, device=ue.device)
@@ -334,9 +335,9 @@ def assign_grid(ue: torch.Tensor, ie: torch.Tensor, centroids: torch.Tensor,
             if op == "hadamard":
                 s = ue @ (ib * centroids[j]).T
             elif op == "average":
-                s = uc[:, j, None] + ic[None, lo:lo + block, j]
+                s = uc[:, j, None] + icb[None, :, j]
             else:  # l2
-                s = uc[:, j, None] - 2 * ue @ (ib * centroids[j]).T + ic[None, lo:lo + block, j]
+                s = uc[:, j, None] - 2 * ue @ (ib * centroids[j]).T + icb[None, :, j]
             s -= half_c2[j]
             better = s > best
             best = torch.maximum(best, s)
