@@ -7,8 +7,9 @@ resumed) repeats that for every cell. The evaluator therefore stores each split'
 everything a rank can depend on:
 
 - the code: a hash of recx's own source files that can reach the scorer (any edit is a miss).
-  Under `recx/models/` and `recx/data/features/` only the files that the scorer's model modules
-  import, directly or not, count: an edit to statmlp re-ranks nothing of PrepRec's;
+  Under `recx/models/` and `recx/data/features/` (and of `recx/eval/interpolation.py`) only the
+  files that the scorer's modules import, directly or not, count: an edit to statmlp re-ranks
+  nothing of PrepRec's, an edit to the blending no plain model's ranks;
 - the run's config, minus what cannot change a rank (`progress`, `paths`, `tag`, printing);
 - the weights: path, size and modification time of every checkpoint file the scorer loaded
   (a retrained checkpoint is a miss, even under the same hash);
@@ -41,9 +42,9 @@ FORMAT = 1
 # top-level config keys that never change a rank
 _VOLATILE = ("progress", "print_config", "paths", "tag", "optimized_metric", "hydra", "threads")
 
-# recx's per-model code: a file here counts only when a scorer's models import it (statically:
+# recx's per-scorer code: a file here counts only when a scorer's modules import it (statically:
 # the registry imports every model lazily, and builds them all, so it always counts)
-_PER_MODEL = ("models/", "data/features/")
+_PER_SCORER = ("models/", "data/features/", "eval/interpolation.py")
 _BUILDS_ALL = "models/registry.py"
 _RECX = Path(__file__).resolve().parents[1]  # the package's source tree
 
@@ -52,7 +53,7 @@ _RECX = Path(__file__).resolve().parents[1]  # the package's source tree
 def source_fingerprint(modules: tuple[str, ...] = ()) -> str:
     """sha256 over recx's Python sources (relative path + bytes) that can change the ranks of a
     scorer whose models live in `modules` (e.g. "recx.models.preprec"): every file outside
-    `_PER_MODEL`, and inside it the registry, the packages' `__init__` files and the files that
+    `_PER_SCORER`, and inside it the registry, the packages' `__init__` files and the files that
     `modules` import, directly or not. A module outside recx (or none given) counts every file.
     Computed once per process and scorer kind."""
     root = _RECX  # a module global, so that tests can fingerprint a copy of the tree
@@ -62,7 +63,7 @@ def source_fingerprint(modules: tuple[str, ...] = ()) -> str:
     if modules and all(m.startswith("recx.") for m in modules):
         reached = _imported(root, [_module_path(root, m) for m in modules])
         keep = {p for p in files  # a package's __init__ runs before any of its modules
-                if not rel[p].startswith(_PER_MODEL) or rel[p] == _BUILDS_ALL
+                if not rel[p].startswith(_PER_SCORER) or rel[p] == _BUILDS_ALL
                 or p.name == "__init__.py" or p in reached}
     h = hashlib.sha256()
     for p in files:
@@ -106,17 +107,18 @@ def _imported(root: Path, start: list[Path]) -> set[Path]:
     return seen
 
 
-def scorer_key(cfg, device, *models) -> str | None:
+def scorer_key(cfg, device, *models, code: tuple[str, ...] = ()) -> str | None:
     """The part of the key shared by every split of one scorer (one model, or the two models of
-    an interpolation); None (never cached) if caching is off or a model's weights are unknown."""
+    an interpolation, whose blending module is in `code`); None (never cached) if caching is off
+    or a model's weights are unknown."""
     if not bool(cfg.eval.get("cache", True)):
         return None
     ids = [getattr(m, "weights_identity", None) for m in models]
     if any(i is None for i in ids):
         return None
     run = drop_keys(OmegaConf.to_container(cfg, resolve=False), _VOLATILE)
-    code = source_fingerprint(tuple(sorted({type(m).__module__ for m in models})))
-    return stable_hash(FORMAT, code, run, ids, str(device.type), length=16)
+    src = source_fingerprint(tuple(sorted({type(m).__module__ for m in models} | set(code))))
+    return stable_hash(FORMAT, src, run, ids, str(device.type), length=16)
 
 
 def split_path(cache_root, scorer: str, *call) -> Path:

@@ -26,14 +26,24 @@ log = logging.getLogger(__name__)
 
 # score_fn(batch, candidates or None) → [B, N+1] (full) or [B, C]; or [V, B, ·] for V variants
 ScoreFn = Callable[[SeqBatch, torch.Tensor | None], torch.Tensor]
-# post(scores [V, B, C] with -inf at masked entries, masked [B, C]) → scores [V', B, C]
-PostFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# count(scores [V, B, C] with -inf at masked entries, masked [B, C], target columns [B],
+#       strict) → [V', B]: how many candidates score above each target (strict) or at least as
+# high (the target included). Ranks come from these counts, so a scorer with many variants
+# (an interpolation's α grid) can count them without holding every variant's scores.
+CountFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], torch.Tensor]
+
+
+def target_counts(s: torch.Tensor, masked: torch.Tensor, tcol: torch.Tensor,
+                  strict: bool) -> torch.Tensor:
+    """The plain CountFn: one rank per score variant."""
+    t = s[:, torch.arange(s.shape[1], device=s.device), tcol].unsqueeze(-1)
+    return ((s > t) if strict else (s >= t)).sum(-1)
 
 
 @dataclass
 class SplitResult:
     split: str
-    ranks: np.ndarray  # [V, Q] 0-based ranks (V = score variants, 1 for a plain model)
+    ranks: np.ndarray  # [V, Q] 0-based ranks (V = the count's variants, 1 for a plain model)
     users: np.ndarray
     targets: np.ndarray
     n_candidates: np.ndarray
@@ -95,20 +105,20 @@ class Evaluator:
         width *= max(1, variants)
         return max(1, min(int(self.ev.batch_users), int(self.ev.max_scores) // width))
 
-    def run(self, score_fn: ScoreFn, split: str, post: PostFn | None = None,
+    def run(self, score_fn: ScoreFn, split: str, count: CountFn = target_counts,
             variants: int = 1, sample: int | None = None,
             cache_key: str | None = None) -> SplitResult:
-        """Rank every query of `split`. `post(scores, masked)` may transform the masked score
-        tensor [V, B, C] (e.g. normalise and blend two models) before ranking; `variants` is the
-        number of score rows per user it returns, used to bound memory. `sample` ranks only that
-        many queries, drawn with `eval.negatives_seed` (the same ones at every call); without it,
-        `eval.sample_users` (null = every query) does the same for every split. `cache_key`
-        (`recx.eval.cache.scorer_key`: what identifies score_fn and post) reuses the ranks of an
-        identical earlier call."""
+        """Rank every query of `split`. `count` turns the masked score tensor [V, B, C] into the
+        counts that give the ranks (e.g. of every blend of two models); `variants` is V, the
+        number of score rows per user score_fn returns, used to bound memory. `sample` ranks
+        only that many queries, drawn with `eval.negatives_seed` (the same ones at every call);
+        without it, `eval.sample_users` (null = every query) does the same for every split.
+        `cache_key` (`recx.eval.cache.scorer_key`: what identifies score_fn and count) reuses
+        the ranks of an identical earlier call."""
         if sample is None and getattr(self.ev, "sample_users", None):
             sample = int(self.ev.sample_users)
         if cache_key is None:
-            return self._run(score_fn, split, post, variants, sample)
+            return self._run(score_fn, split, count, variants, sample)
         from recx.eval import cache
 
         path = cache.split_path(self.cache_root, cache_key, self.domain.data_hash, split,
@@ -120,11 +130,11 @@ class Evaluator:
                               hit["n_candidates"], hit["history_len"], hit["n_repeat_targets"])
             res.slices = self._slices(res)
             return res
-        res = self._run(score_fn, split, post, variants, sample)
+        res = self._run(score_fn, split, count, variants, sample)
         cache.save(path, res)
         return res
 
-    def _run(self, score_fn, split, post, variants, sample) -> SplitResult:
+    def _run(self, score_fn, split, count, variants, sample) -> SplitResult:
         d = self.domain
         natural = d.queries(split)
         n_q = len(natural.users)
@@ -161,9 +171,7 @@ class Evaluator:
                         s, masked, tcol, rep = self._full(score_fn, batch, q, sl, split)
                     else:
                         s, masked, tcol, rep = self._sampled(score_fn, batch, negs[sl], split, sl)
-                    if post is not None:
-                        s = post(s, masked)
-                    ranks = self._ranks(s, tcol, split, q.users[sl])
+                    ranks = self._ranks(count, s, masked, tcol, split, q.users[sl])
             except torch.cuda.OutOfMemoryError:
                 # ARCHITECTURE §9: halve the user batch and retry; ranks are per user, so the
                 # result does not change
@@ -239,21 +247,18 @@ class Evaluator:
         tcol = torch.zeros(len(cand), dtype=torch.long, device=s.device)
         return s.masked_fill(masked, -torch.inf), masked, tcol, 0
 
-    def _ranks(self, s, tcol, split, users) -> np.ndarray:
+    def _ranks(self, count, s, masked, tcol, split, users) -> np.ndarray:
         """0-based rank of the target: greater (+ equal, by the tie rule), EVALUATION §4."""
-        ar = torch.arange(s.shape[1], device=s.device)
-        t = s[:, ar, tcol].unsqueeze(-1)
-        greater = (s > t).sum(-1)
-        equal = (s == t).sum(-1) - 1  # the target equals itself
-        greater, equal = greater.cpu().numpy(), equal.cpu().numpy()
-        if self.ev.ties == "pessimistic":
-            return (greater + equal).astype(np.int64)
         if self.ev.ties == "optimistic":
-            return greater.astype(np.int64)
+            return count(s, masked, tcol, True).cpu().numpy().astype(np.int64)
+        at_least = count(s, masked, tcol, False).cpu().numpy()  # the target counts itself
+        if self.ev.ties == "pessimistic":
+            return (at_least - 1).astype(np.int64)
+        greater = count(s, masked, tcol, True).cpu().numpy()
         code = SPLIT_CODES[split]
         rng = np.random.default_rng([int(self.ev.negatives_seed), code])
         u = rng.random(self.domain.n_users + 1)[users]
-        return (greater + np.floor(u * (equal + 1))).astype(np.int64)
+        return (greater + np.floor(u * (at_least - greater))).astype(np.int64)
 
     # ----------------------------------------------------------------------------- slices
     def _slices(self, res: SplitResult) -> dict[str, np.ndarray]:

@@ -45,19 +45,79 @@ def normalise(s: torch.Tensor, masked: torch.Tensor, how: str) -> torch.Tensor:
 
 
 def blender(alphas, how: str):
-    """A post-hook for the evaluator: [2, B, C] (transferred, base) → [A, B, C] blends."""
+    """The blends themselves: [2, B, C] (transferred, base) → [A, B, C]. The definition of s_α;
+    the evaluator ranks through `Blend.counts`, which never holds the A blends at once."""
     a = torch.tensor([float(x) for x in alphas])
 
     def post(s: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
-        t = normalise(s[0], masked, how)
-        d = normalise(s[1], masked, how)
-        t = torch.where(masked, torch.zeros_like(t), t)
-        d = torch.where(masked, torch.zeros_like(d), d)
+        t, d = _zero_masked(s, masked, how)
         al = a.to(s.device)[:, None, None]
         out = al * t[None] + (1 - al) * d[None]
         return out.masked_fill(masked[None], -torch.inf)
 
     return post
+
+
+def _zero_masked(s, masked, how):
+    t = normalise(s[0], masked, how)
+    d = normalise(s[1], masked, how)
+    return (torch.where(masked, torch.zeros_like(t), t),
+            torch.where(masked, torch.zeros_like(d), d))
+
+
+class Blend:
+    """Ranks under every blend of the α grid, counted block by block.
+
+    Materialising the A blends of a batch ([A, B, C], 21 × the scores) made ranking them cost
+    several passes through memory per α. `counts` forms each blend of one [rows, cols] block of
+    the two normalised score matrices in buffers that stay in cache, compares it with the
+    target's blended score and keeps only the counts: the same float operations in the same
+    order as `blender`, hence the same ranks, ties included."""
+
+    def __init__(self, alphas, how: str, rows: int = 32, cols: int = 1024):
+        self.alphas = torch.tensor([float(x) for x in alphas])
+        self.how, self.rows, self.cols = how, rows, cols
+        normalise(torch.zeros(1, 1), torch.zeros(1, 1, dtype=torch.bool), how)  # check `how`
+
+    def __len__(self) -> int:
+        return len(self.alphas)
+
+    def counts(self, s: torch.Tensor, masked: torch.Tensor, tcol: torch.Tensor,
+               strict: bool) -> torch.Tensor:
+        """s [2, B, C] (transferred, base; −∞ at masked) → [A, B]: how many candidates score above
+        each user's target (`strict`) or at least as high, the target included."""
+        a = self.alphas.to(s.device)
+        b = 1 - a
+        n_b, n_c = s.shape[1:]
+        out = torch.zeros(len(a), n_b, dtype=torch.int64, device=s.device)
+        compare = torch.gt if strict else torch.ge
+        r, c = min(self.rows, n_b), min(self.cols, n_c)
+        x = s.new_empty(r, c)
+        y = s.new_empty(r, c)
+        hit = torch.empty(r, c, dtype=torch.bool, device=s.device)
+        for r0 in range(0, n_b, r):
+            r1 = min(r0 + r, n_b)
+            # normalised a few users at a time: each user's row is normalised on its own, and
+            # the temporaries of the normalisation stay in cache too
+            t, d = _zero_masked(s[:, r0:r1], masked[r0:r1], self.how)
+            rows = torch.arange(r1 - r0, device=s.device)
+            own = tcol[r0:r1]
+            tv = a[:, None] * t[rows, own][None] + b[:, None] * d[rows, own][None]  # [A, rows]
+            # a masked candidate blends to exactly 0 here (`blender` then sets it to −∞): count
+            # it as 0, then move each row's masked ones from 0's side of the target to −∞'s
+            n_masked = masked[r0:r1].sum(1)
+            out[:, r0:r1] += n_masked * (compare(torch.full_like(tv, -torch.inf), tv).long()
+                                         - compare(torch.zeros_like(tv), tv).long())
+            for c0 in range(0, n_c, c):
+                c1 = min(c0 + c, n_c)
+                tb, db = t[:, c0:c1], d[:, c0:c1]
+                xb, yb, hb = x[:r1 - r0, :c1 - c0], y[:r1 - r0, :c1 - c0], hit[:r1 - r0, :c1 - c0]
+                for i in range(len(a)):
+                    torch.mul(tb, a[i], out=xb)
+                    torch.mul(db, b[i], out=yb)
+                    compare(xb.add_(yb), tv[i, :, None], out=hb)
+                    out[i, r0:r1] += hb.sum(1)
+        return out
 
 
 def select_alpha(alphas, valid_scores) -> int:

@@ -16,7 +16,7 @@ from recx import artifacts
 from recx.config.resolvers import source_key
 from recx.errors import ConfigError
 from recx.eval.cache import scorer_key
-from recx.eval.interpolation import blender, gated_alpha, select_alpha
+from recx.eval.interpolation import Blend, gated_alpha, select_alpha
 from recx.models.registry import build_model, model_class
 from recx.stages import StageResult
 from recx.stages.common import Context, load_model_file, make_evaluator, result_rows
@@ -78,13 +78,14 @@ def run(ctx: Context) -> StageResult:
 
         return torch.stack([one(t_model).float(), one(d_model).float()])
 
-    post = blender(alphas, str(ip.norm))
+    blend = Blend(alphas, str(ip.norm))
     ev = cfg.eval
     evaluator = make_evaluator(ctx, t_model, target, ev, sequential=seq,
                                label=f"{t_model.name}+{d_model.name}")
     evaluator.max_len = max_len
-    key = scorer_key(cfg, ctx.device, t_model, d_model)  # α grid and norm are in cfg
-    results = {s: evaluator.run(both, s, post=post, variants=len(alphas), cache_key=key)
+    # α grid and norm are in cfg; the blending code counts for this scorer's key only
+    key = scorer_key(cfg, ctx.device, t_model, d_model, code=("recx.eval.interpolation",))
+    results = {s: evaluator.run(both, s, count=blend.counts, variants=2, cache_key=key)
                for s in ("valid", "test")}
     metric = str(ev.select_metric)
     mname, k = metric.split("@")

@@ -111,8 +111,9 @@ def test_a_model_without_known_weights_is_not_cached(tmp_path):
 
 
 def test_code_key_counts_the_files_a_model_imports(tmp_path, monkeypatch, request):
-    """An edit to one model's files is a miss for that model's scorers only; shared code (the
-    evaluator, the models' base class, the registry) is a miss for every scorer."""
+    """An edit to one model's files is a miss for that model's scorers only, an edit to the
+    blending for interpolations only; shared code (the evaluator, the models' base class, the
+    registry) is a miss for every scorer."""
     request.addfinalizer(cache.source_fingerprint.cache_clear)  # no key of the copy survives
     root = tmp_path / "recx"
     shutil.copytree(cache._RECX, root, ignore=shutil.ignore_patterns("__pycache__"))
@@ -122,6 +123,8 @@ def test_code_key_counts_the_files_a_model_imports(tmp_path, monkeypatch, reques
         cache.source_fingerprint.cache_clear()
         return {m: cache.source_fingerprint((f"recx.models.{m}",))
                 for m in ("preprec", "statmlp", "sasrec", "idp")} | {
+            "blend": cache.source_fingerprint(("recx.eval.interpolation", "recx.models.preprec",
+                                               "recx.models.sasrec")),
             "all": cache.source_fingerprint()}
 
     def edited(rel):
@@ -130,11 +133,13 @@ def test_code_key_counts_the_files_a_model_imports(tmp_path, monkeypatch, reques
         return keys()
 
     before = keys()
-    assert len(set(before.values())) == 5
+    assert len(set(before.values())) == 6
     after = edited("models/modules/statmlp_net.py")
     assert [m for m in before if after[m] != before[m]] == ["statmlp", "all"]
     before, after = after, edited("models/modules/sasrec_net.py")  # IDP builds on SASRec's net
-    assert [m for m in before if after[m] != before[m]] == ["sasrec", "idp", "all"]
+    assert [m for m in before if after[m] != before[m]] == ["sasrec", "idp", "blend", "all"]
+    before, after = after, edited("eval/interpolation.py")
+    assert [m for m in before if after[m] != before[m]] == ["blend", "all"]
     for shared in ("eval/metrics.py", "models/base.py", "models/registry.py",
                    "data/features/__init__.py"):
         before, after = after, edited(shared)

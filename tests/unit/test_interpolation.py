@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from recx.errors import ConfigError
-from recx.eval.interpolation import blender, normalise, select_alpha
+from recx.eval.interpolation import Blend, blender, normalise, select_alpha
 
 INF = math.inf
 # one user, four candidates, the last masked (a training item, say)
@@ -68,3 +68,28 @@ def test_end_points_rank_every_target_as_the_models_alone(how):
 
     out = blender([0.0, 1.0], how)(torch.stack([t, d]), masked)
     assert torch.equal(rank(out[0]), rank(d)) and torch.equal(rank(out[1]), rank(t))
+
+
+@pytest.mark.parametrize("how", ["none", "zscore", "rank"])
+def test_blend_counts_equal_the_counts_of_the_materialised_blends(how):
+    """Blend.counts forms each blend block by block (here 3 × 4 blocks of at most 4 × 8, the last
+    ones partial) and must give exactly the counts of the blends `blender` materialises: ties
+    included (scores on a coarse grid, so blends tie often), masked candidates never counted."""
+    g = torch.Generator().manual_seed(1)
+    s = (torch.randn(2, 10, 27, generator=g) * 2).round()
+    masked = torch.rand(10, 27, generator=g) < 0.2
+    masked[:, 0] = True  # the padding column
+    tcol = torch.randint(1, 27, (10,), generator=g)
+    masked[torch.arange(10), tcol] = False
+    s = s.masked_fill(masked, -INF)
+    alphas = [0.0, 0.1, 0.25, 0.5, 0.9, 1.0]
+    full = blender(alphas, how)(s, masked)
+    own = full[:, torch.arange(10), tcol].unsqueeze(-1)
+    blend = Blend(alphas, how, rows=4, cols=8)
+    assert torch.equal(blend.counts(s, masked, tcol, strict=True), (full > own).sum(-1))
+    assert torch.equal(blend.counts(s, masked, tcol, strict=False), (full >= own).sum(-1))
+    assert bool(((full == own).sum(-1) > 1).any())  # the example has ties to get right
+    # by hand, user 0 at α = 0: the base's own count among its 26 − masked candidates
+    base = normalise(s[1], masked, how)[0]
+    assert int(blend.counts(s, masked, tcol, strict=False)[0, 0]) == int(
+        (base >= base[tcol[0]]).sum())
