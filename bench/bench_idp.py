@@ -25,18 +25,13 @@ import time
 from pathlib import Path
 
 import torch
+from timing import best_time
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def _rate(fn, n_items: int, repeat: int = 3) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return n_items / best
+    return n_items / best_time(fn, repeat)[0]
 
 
 def bench_retrieval(m: int = 10, n_query: int = 5000, dim: int = 256) -> None:

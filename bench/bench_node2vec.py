@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import best_time
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -141,15 +142,6 @@ def run_pecanpy(python: str | None, graph, p, q, walks_per_node, length,
 
 
 # ------------------------------------------------------------------------------ benchmarks
-def best_of(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def walk_rows(args) -> list[dict]:
     from recx.data.features.node2vec import bipartite_graph, random_walks, walk_starts
 
@@ -168,17 +160,17 @@ def walk_rows(args) -> list[dict]:
         def vec(bip, s=starts, p=p, q=q):
             random_walks(graph, s, args.length, p, q, np.random.default_rng(1), bipartite=bip)
 
-        t = best_of(lambda: vec(True), args.repeat)
+        t = best_time(lambda: vec(True), args.repeat, warmup=False)[0]
         rows.append({"setting": setting, "walker": "recx vectorised (bipartite step)",
                      "steps": steps_full, "seconds": t})
         if (p, q) != (1.0, 1.0):
             few = starts[:args.max_walkers]
-            t = best_of(lambda few=few: vec(False, few), args.repeat)
+            t = best_time(lambda few=few: vec(False, few), args.repeat, warmup=False)[0]
             rows.append({"setting": setting,
                          "walker": f"recx vectorised (rejection step, {len(few):,} walks)",
                          "steps": len(few) * (args.length - 1), "seconds": t})
-        t = best_of(lambda s=sub, p=p, q=q: python_walks(graph.indptr, graph.indices, s,
-                                                         args.length, p, q), 1)
+        t = best_time(lambda s=sub, p=p, q=q: python_walks(graph.indptr, graph.indices, s,
+                                                           args.length, p, q), 1, warmup=False)[0]
         rows.append({"setting": setting, "walker": f"plain Python ({len(sub):,} walks)",
                      "steps": len(sub) * (args.length - 1), "seconds": t})
         pec = None if args.no_pecanpy else run_pecanpy(args.pecanpy_python, graph, p, q,

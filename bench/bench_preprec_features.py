@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from timing import best_time
 
 from recx.data.domain import DomainData
 from recx.data.features.popularity import (
@@ -81,25 +82,16 @@ def pandas_tables(domain, cfg: PopularityConfig):
     return perc(decayed).to_numpy(np.float32), perc(window).to_numpy(np.float32)
 
 
-def best_of(fn, repeat: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
-
-
 def bench_features(sizes, repeat, pandas_max):
     cfg = PopularityConfig()
     rows = []
     for n in sizes:
         d = synthetic_domain(n, n_items=max(1000, n // 100), span_days=3 * 365)
-        sec, tables = best_of(lambda d=d: build_popularity(d, cfg), repeat)
+        sec, tables = best_time(lambda d=d: build_popularity(d, cfg), repeat, warmup=False)
         row = {"interactions": n, "items": d.n_items, "coarse_periods": tables.n_coarse,
                "fine_periods": tables.n_fine, "recx_s": sec, "recx_per_s": n / sec}
         if n <= pandas_max:
-            psec, (pc, pf) = best_of(lambda d=d: pandas_tables(d, cfg), 1)
+            psec, (pc, pf) = best_time(lambda d=d: pandas_tables(d, cfg), 1, warmup=False)
             h = cfg.coarse_history
             assert np.allclose(tables.coarse[h:, 1:], pc, rtol=1e-5), "coarse tables differ"
             assert np.allclose(tables.fine[1:, 1:], pf, rtol=1e-5), "fine tables differ"

@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 
 
-def best_time(fn, repeats: int):
-    """(best wall time of `repeats` calls after one warm-up call, the last call's result)."""
-    out = fn()  # warm-up
+def best_time(fn, repeats: int, warmup: bool = True):
+    """(best wall time of `repeats` calls, after one untimed warm-up call unless `warmup` is
+    false; the last call's result)."""
+    out = fn() if warmup else None
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
