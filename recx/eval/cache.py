@@ -7,9 +7,9 @@ resumed) repeats that for every cell. The evaluator therefore stores each split'
 everything a rank can depend on:
 
 - the code: a hash of recx's own source files that can reach the scorer (any edit is a miss).
-  Under `recx/models/` and `recx/data/features/` (and of `recx/eval/interpolation.py`) only the
-  files that the scorer's modules import, directly or not, count: an edit to statmlp re-ranks
-  nothing of PrepRec's, an edit to the blending no plain model's ranks;
+  Of `recx/models/`, `recx/data/features/` and `recx/eval/interpolation.py`, only the files
+  that the scorer's modules import, directly or not, count: an edit to statmlp re-ranks nothing
+  of PrepRec's, an edit to the blending no single model's ranks;
 - the run's config, minus what cannot change a rank (`progress`, `paths`, `tag`, printing);
 - the weights: path, size and modification time of every checkpoint file the scorer loaded
   (a retrained checkpoint is a miss, even under the same hash);

@@ -79,9 +79,6 @@ class Blend:
         self.how, self.rows, self.cols = how, rows, cols
         normalise(torch.zeros(1, 1), torch.zeros(1, 1, dtype=torch.bool), how)  # check `how`
 
-    def __len__(self) -> int:
-        return len(self.alphas)
-
     def counts(self, s: torch.Tensor, masked: torch.Tensor, tcol: torch.Tensor,
                strict: bool) -> torch.Tensor:
         """s [2, B, C] (transferred, base; −∞ at masked) → [A, B]: how many candidates score above
