@@ -20,7 +20,10 @@ the domain's distinct combinations and gathers. On larger domains (up to `edge_c
 user's edge clusters are kept (one byte per pair) the first time the user is ranked: the features
 are fixed, so validation after every epoch and the test ranking reuse them. Once every user's row
 is known, the table goes to the feature cache, so that every later job on the same features
-(another source's transfer, an interpolation) reads it instead of assigning it again.
+(another source's transfer, an interpolation) reads it instead of assigning it again. The scores
+of the combinations themselves are kept too, in a per-domain table indexed by the combination
+key (at most `_TABLE_FLOATS`, NaN until scored, reset when the weights change): the binned
+combinations recur across item groups, user batches and the two splits, so each is scored once.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ DEFAULT_OPTIM = {"batch_size": 2048, "lr": 1e-3, "weight_decay": 1e-6, "max_epoc
                  "valid_sample_users": None}
 _GRID_FLOATS = 1 << 24  # bound on the values one assignment/scoring chunk holds
 _KEY_PAIRS = 1 << 24  # pairs whose combinations are deduplicated together (int64 keys)
+_TABLE_FLOATS = 1 << 26  # bound on the per-domain table of combination scores (256 MB)
 
 
 class StatMLP(RecModel):
@@ -408,6 +412,7 @@ class StatMLP(RecModel):
         n_i, n_e = e["item_tuples"].shape[0], e["edge_tuples"].shape[0]
         ut = e["user_tid"][users]
         rows = self._edge_rows_cached(users)
+        table = self._score_table()
         step = self._chunk(len(users))
         group = max(step, _KEY_PAIRS // max(1, len(users)) // step * step)
         for lo in range(0, n1, group):
@@ -421,12 +426,41 @@ class StatMLP(RecModel):
                 key = key * n_e
                 for a in range(0, len(items), step):
                     key[:, a:a + step] += e["edge_tid"][self._edge_grid(users, items[a:a + step])]
+            if table is not None:  # score only the combinations no earlier group had
+                vals = table[key]
+                new = torch.isnan(vals)
+                if bool(new.any()):
+                    need = torch.unique(key[new])
+                    et, rest = need % n_e, need // n_e
+                    table[need] = self.net.combo_scores(parts, [rest // n_i, rest % n_i, et])
+                    vals = table[key]
+                out[:, lo:lo + len(items)] = vals
+                continue
             uniq, inv = torch.unique(key, return_inverse=True)
             del key
             et, rest = uniq % n_e, uniq // n_e
             scores = self.net.combo_scores(parts, [rest // n_i, rest % n_i, et])
             out[:, lo:lo + len(items)] = scores[inv]
         return out
+
+    def _score_table(self) -> torch.Tensor | None:
+        """Scores of every (user tuple, item tuple, edge tuple) combination, indexed by the
+        combination key and NaN until first scored: without a gradient and with unchanged
+        weights, each combination is scored once per domain instead of once per item group
+        and user batch (the combinations recur across batches). None when it exceeds
+        `_TABLE_FLOATS` or while training."""
+        e = self.entry
+        if torch.is_grad_enabled() or self.training:
+            return None
+        size = e["user_tuples"].shape[0] * e["item_tuples"].shape[0] * e["edge_tuples"].shape[0]
+        if size > _TABLE_FLOATS:
+            return None
+        version = tuple(p._version for p in self.net.parameters())
+        held = e.get("score_table")
+        if held is None or held[0] != version:
+            held = (version, torch.full((size,), torch.nan, device=self.device))
+            e["score_table"] = held
+        return held[1]
 
     def _two_tower_all(self, users: torch.Tensor, grid: dict | None) -> torch.Tensor:
         e = self.entry

@@ -41,16 +41,18 @@ def batch_of(d, users):
 
 
 @pytest.mark.parametrize("architecture", ["pair_mlp", "two_tower"])
-@pytest.mark.parametrize("cache_pairs,edge_pairs,key_pairs", [
-    (10 ** 9, 0, 1 << 24),  # per-domain grid
-    (0, 10 ** 9, 1 << 24),  # item chunks in one deduplicated group, edge rows kept
-    (0, 0, 40 * 14),  # groups of two 7-item chunks (the last one short), assigned each time
+@pytest.mark.parametrize("cache_pairs,edge_pairs,key_pairs,table", [
+    (10 ** 9, 0, 1 << 24, 1 << 26),  # per-domain grid
+    (0, 10 ** 9, 1 << 24, 1 << 26),  # item chunks in one group, edge rows kept, score table
+    (0, 0, 40 * 14, 1 << 26),  # groups of two 7-item chunks (the last one short), assigned each
+    (0, 0, 40 * 14, 0),  # time; the same without the score table (each group's own unique)
 ])
 def test_full_ranking_equals_pair_scores(toy, architecture, cache_pairs, edge_pairs, key_pairs,
-                                         monkeypatch):
+                                         table, monkeypatch):
     import recx.models.statmlp as statmlp
 
     monkeypatch.setattr(statmlp, "_KEY_PAIRS", key_pairs)
+    monkeypatch.setattr(statmlp, "_TABLE_FLOATS", table)
     m = model(architecture=architecture, score_cache_pairs=cache_pairs,
               edge_cache_pairs=edge_pairs, score_chunk_items=7)
     m.fit_inputs(toy)
@@ -65,6 +67,12 @@ def test_full_ranking_equals_pair_scores(toy, architecture, cache_pairs, edge_pa
     torch.testing.assert_close(full[:, 1:], ref[:, 1:], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(sampled, ref[:, [3, 1, 25, 7]], rtol=1e-5, atol=1e-5)
     assert full[:, 1:].std() > 0
+    with torch.no_grad():  # new weights: no score of the old ones may survive in a cache
+        for prm in m.net.parameters():
+            prm.mul_(1.5)
+        again = m.score_all(batch_of(toy, users))
+        torch.testing.assert_close(again[:, 1:], all_pairs(m, toy)[:, 1:], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(again[:, 1:], full[:, 1:])
 
 
 @pytest.mark.parametrize("n", [0, 3, 10_000])  # none, under one slice, slices and a remainder
