@@ -8,7 +8,9 @@
 `scripts/transfer_matrix.sh` writes) and prints, one row per target, Pop, SASRec and every
 transferred model × source: zero-shot NDCG@10 under full ranking and Recall@10 against 100
 sampled negatives, then the same for the interpolation with SASRec, each with the change of SASRec
-on the seeds the blend used (the pairing of `transfer_claims.py`).
+on the seeds the blend used (the pairing of `transfer_claims.py`); `--layout long` puts the
+models side by side instead, one row per target × source, each zero-shot cell with its change of
+Pop.
 `text` reads a report with rows [setting, model, mode, tag, user_fraction, seed] (what
 `scripts/text_transfer.sh` writes) and prints the warm table (all target users) and the cold table
 (fractions of the users) of UniSRec and IDP next to SASRec and Pop, NDCG@10 / Recall@10, then
@@ -95,8 +97,11 @@ def prepare(path: Path) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------ transfer
 def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
-                    targets: list[str] | None = None) -> str:
-    """`models`: names, or `name:tag` for a tagged variant (an ablation) as columns of its own."""
+                    targets: list[str] | None = None, layout: str = "wide") -> str:
+    """`models`: names, or `name:tag` for a tagged variant (an ablation) as columns of its own.
+    `layout`: wide = one row per target, a column per model × source; long = one row per target
+    × source, a column per model (models side by side), each zero-shot cell with its change of Pop
+    on the same seeds."""
     specs = [(m.split(":", 1)[0], m.split(":", 1)[1] if ":" in m else None) for m in models]
     wanted = {t for _, t in specs if t}
     variants = frame[frame.tag.isin(wanted)] if wanted and "tag" in frame else frame.iloc[:0]
@@ -115,6 +120,10 @@ def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
              ("The same, Recall@10 against 100 sampled negatives", "interpolate", "Recall@10",
               "sampled")]
     for title, setting, metric, fam in views:
+        if layout == "long":
+            out.append(f"{title}:\n\n" + _long_table(frame, of, specs, sources, targets, setting,
+                                                      metric, fam, seeds))
+            continue
         cols = [(spec, s) for spec in specs for s in sources[spec]]
         head = ["target", "Pop", "SASRec", *(f"{variant_label(*spec)} ← {label(s)}"
                                              for spec, s in cols)]
@@ -139,6 +148,34 @@ def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
             rows.append(row)
         out.append(f"{title}:\n\n" + markdown_rows(head, rows))
     return "\n".join(out)
+
+
+def _long_table(frame, of, specs, sources, targets, setting, metric, fam, seeds) -> str:
+    head = ["target", "source", "Pop", "SASRec", *(variant_label(*spec) for spec in specs)]
+    rows = []
+    for t in targets:
+        g = frame[(frame.target == t) & (frame.family == fam)]
+        ref = by_seed(g[(g.setting == "in_domain") & (g.model == "sasrec")], metric,
+                      f"SASRec on {t}")
+        pop = by_seed(g[(g.setting == "in_domain") & (g.model == "pop")], metric, f"Pop on {t}")
+        # the change is of Pop for a zero-shot model, of the SASRec it blends for an interpolation
+        against = ref if setting == "interpolate" else pop
+        for s in sorted({s for spec in specs for s in sources[spec]},
+                        key=lambda s: ("+" in s, s)):
+            texts = []
+            for spec in specs:
+                runs = of[spec]
+                sel = runs[(runs.target == t) & (runs.family == fam)
+                           & (runs.setting == setting) & (runs.source == s)]
+                values = by_seed(sel, metric, f"{setting} {spec[0]} {s} → {t}")
+                text = cell(values, seeds)
+                both = values.dropna().index.intersection(against.index)
+                if text != NONE and len(both):
+                    text += f", {pct(values[both].mean(), against[both].mean())}"
+                texts.append(text)
+            if any(x != NONE for x in texts):
+                rows.append([label(t), label(s), cell(pop, seeds), cell(ref, seeds), *texts])
+    return markdown_rows(head, rows)
 
 
 # ------------------------------------------------------------------------------ text
@@ -218,8 +255,8 @@ def _change(runs: pd.DataFrame, ref: pd.DataFrame) -> str:
 
 def markdown_rows(head: list[str], rows: list[list[str]]) -> str:
     align = ["---"] + ["---:"] * (len(head) - 1)
-    if head[:2] == ["target", "users"]:
-        align[1] = "---:"
+    if head[1] == "source":
+        align[1] = "---"
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
@@ -234,12 +271,17 @@ def main() -> None:
                     "tagged variant (e.g. statmlp:popularity_only)")
     ap.add_argument("--targets", nargs="+", default=None, help="row order (default: as found)")
     ap.add_argument("--seeds", type=int, default=3, help="seeds a complete cell has")
+    ap.add_argument("--layout", choices=["wide", "long"], default="wide",
+                    help="transfer: wide = a row per target, a column per model × source; long "
+                    "= a row per target × source, the models side by side, zero-shot cells with "
+                    "their change of Pop")
     args = ap.parse_args()
     if not args.results.is_file():
         raise SystemExit(f"{args.results}: no such file; run the report first")
     frame = prepare(args.results)
     if args.kind == "transfer":
-        print(transfer_tables(frame, args.models, args.seeds, args.targets), end="")
+        print(transfer_tables(frame, args.models, args.seeds, args.targets, args.layout),
+              end="")
     else:
         print(text_tables(frame, args.seeds, args.targets), end="")
 

@@ -83,6 +83,32 @@ def test_a_tagged_variant_gets_columns_of_its_own():
     assert ml == "| ml-100k | 0.0500 | · | 0.0200 | 0.0100 |"
 
 
+def test_long_layout_puts_models_side_by_side_with_their_change_of_pop():
+    rows = [row("in_domain", "sasrec", 0, 0.10, 0.20), row("in_domain", "sasrec", 1, 0.20, 0.40),
+            row("in_domain", "pop", 0, 0.05, 0.10, protocol=POP_FULL),
+            row("in_domain", "pop", 1, 0.05, 0.10, protocol=POP_FULL),
+            row("zero_shot", "preprec", 0, 0.06, 0.12, source="yelp_a"),
+            row("zero_shot", "preprec", 1, 0.08, 0.16, source="yelp_a"),
+            row("zero_shot", "statmlp", 0, 0.04, 0.08, source="yelp_a", protocol=POP_FULL),
+            row("zero_shot", "statmlp", 0, 0.02, 0.04, source="amazon_beauty_2014",
+                protocol=POP_FULL),
+            row("interpolate", "statmlp", 1, 0.22, 0.44, source="yelp_a")]
+    text = results_tables.transfer_tables(frame(rows), ["preprec", "statmlp"], seeds=2,
+                                          layout="long")
+    head, align, beauty, yelp = lines_of(text, "Zero-shot, NDCG@10, full ranking")
+    assert head == "| target | source | Pop | SASRec | PrepRec | statmlp |"
+    assert align == "|---|---|---:|---:|---:|---:|"
+    # sources sorted; PrepRec's mean 0.07 is +40 % of Pop's 0.05, statmlp's 0.02 is −60 %
+    assert beauty == ("| ml-100k | Beauty | 0.0500 ± 0.0000 | 0.1500 ± 0.0707 | · | "
+                      "0.0200 (1), -60.0 % |")
+    assert yelp == ("| ml-100k | Yelp-A | 0.0500 ± 0.0000 | 0.1500 ± 0.0707 | "
+                    "0.0700 ± 0.0141, +40.0 % | 0.0400 (1), -20.0 % |")
+    # an interpolation's change is of the SASRec seed it blends (seed 1: 0.20); rows without
+    # any model's run are left out
+    _, _, only = lines_of(text, "Interpolated with SASRec")
+    assert only.endswith("| Yelp-A | 0.0500 ± 0.0000 | 0.1500 ± 0.0707 | · | 0.2200 (1), +10.0 % |")
+
+
 def test_text_warm_and_cold():
     rows = [row("in_domain", "sasrec", s, v, 2 * v) for s, v in ((0, 0.1), (1, 0.2), (2, 0.3))]
     rows += [row("in_domain", "sasrec", 0, 0.05, 0.06, user_fraction=0.1),
