@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -91,6 +92,13 @@ class RecModel(nn.Module):
     def score_candidates(self, batch: SeqBatch, cand: torch.Tensor) -> torch.Tensor:
         """[B, C]; by default gathered from `score_all`."""
         return self.score_all(batch).gather(1, cand)
+
+    # -- diagnostics --------------------------------------------------------------------------
+    def figures(self, path: Path, domains: dict, roles: dict) -> list[str]:
+        """Figures of the model's domain inputs on `domains` (name → domain; `roles`: name →
+        source | target), written under `path` (a file-name prefix); the names written. `recx
+        transfer` draws them beside its metrics. None by default."""
+        return []
 
     # -- checkpoints --------------------------------------------------------------------------
     def expected_missing_keys(self, mode: str) -> set[str]:

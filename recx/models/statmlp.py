@@ -29,6 +29,7 @@ combinations recur across item groups, user batches and the two splits, so each 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -161,6 +162,22 @@ class StatMLP(RecModel):
             problems.append(f"optim.sampler={self.optim['sampler']!r}: statmlp uses bpr_triples")
         if problems:
             raise ConfigError("statmlp: " + "; ".join(problems), hint="fix the model.* overrides")
+
+    # ------------------------------------------------------------------ diagnostics
+    def figures(self, path, domains: dict, roles: dict) -> list[str]:
+        """The paper's premise, source and target side by side: activity distributions and their
+        percentile bins; with graph fields, the node and edge clusters' size and density bins
+        (statistics from the feature cache, as the model uses them)."""
+        from recx.plots import activity_distributions, cluster_bins
+
+        activity_distributions(Path(f"{path}_activity"), domains, roles,
+                               n_bins=self.stats_cfg.activity_bins)
+        names = [f"{Path(path).name}_activity.png"]
+        if self.needs_graph:
+            stats = {name: graph_stats(d, self.stats_cfg) for name, d in domains.items()}
+            cluster_bins(Path(f"{path}_clusters"), stats, roles)
+            names.append(f"{Path(path).name}_clusters.png")
+        return names
 
     # ------------------------------------------------------------------ domain inputs
     def fit_inputs(self, domain) -> None:

@@ -8,6 +8,7 @@ on the target and its rows have source null.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from recx.stages import StageResult
 from recx.stages.common import evaluate_rows, load_model_file
 from recx.stages.pretrain import pretrain_entry, source_domains, training_domains
 from recx.stages.train import active_compat
+
+log = logging.getLogger(__name__)
 
 
 def pretrained_model(ctx, model_cfg=None):
@@ -66,5 +69,22 @@ def run(ctx) -> StageResult:
     src = source_key(cfg.source) if model.capabilities.trainable else None
     rows = evaluate_rows(ctx, model, target, setting="zero_shot", model=model.name, source=src,
                          ckpt_hash=h, paper_compat=active_compat(model))
+    if cfg.get("figures", True) and src is not None:
+        _figures(ctx, model, target)
     return StageResult(rows, title=f"{model.name} zero-shot on {target.name}"
                        + (f" (pretrained on {src})" if src else ""))
+
+
+def _figures(ctx, model, target) -> None:
+    """The model's input figures of sources and target, beside the metrics. A diagnostic: a
+    failure is logged and the evaluated run stands."""
+    domains = {d.name: d for d in source_domains(ctx)}
+    roles = dict.fromkeys(domains, "source")
+    domains[target.name], roles[target.name] = target, "target"
+    try:
+        names = model.figures(ctx.run_dir / "features", domains, roles)
+    except Exception as e:  # never lose an evaluation to a plot
+        log.warning("figures of %s skipped: %s: %s", model.name, type(e).__name__, e)
+        return
+    if names:
+        log.info("figures: %s", ", ".join(names))

@@ -74,6 +74,26 @@ def test_stages_chain_and_cache_hits(tmp_path):
     assert (tmp_path / "outputs" / "tables" / "results" / "results.md").exists()
 
 
+def test_statmlp_transfer_draws_source_and_target_features(tmp_path):
+    import pandas as pd
+
+    small = ["model=statmlp", "source=tiny", "model.features.node2vec.dim=8",
+             "model.features.node2vec.walks_per_node=2", "model.features.node2vec.walk_length=10"]
+    stage(tmp_path, "pretrain", *small)
+    res = stage(tmp_path, "transfer", *small, "target=tiny_b")
+    run_dir = Path(res.rows[0]["run_dir"])
+    assert (run_dir / "features_activity.png").exists()
+    assert (run_dir / "features_clusters.png").exists()
+    act = pd.read_csv(run_dir / "features_activity.csv")
+    shares = act[act.kind == "bin_share"].groupby(["domain", "side"]).y.sum()
+    # both domains, users and items, each a distribution over the ten activity bins
+    assert set(shares.index) == {(d, s) for d in ("tiny", "tiny_b") for s in ("users", "items")}
+    assert shares.to_numpy() == pytest.approx(1.0)
+    assert set(pd.read_csv(run_dir / "features_clusters.csv").domain) == {"tiny", "tiny_b"}
+    res = stage(tmp_path, "transfer", *small, "target=tiny_b", "figures=false")
+    assert not list(Path(res.rows[0]["run_dir"]).glob("features_*"))
+
+
 def test_missing_checkpoint_names_the_command(tmp_path):
     from recx.errors import ArtifactMissingError
 
