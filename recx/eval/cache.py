@@ -10,7 +10,8 @@ everything a rank can depend on:
   Of `recx/models/`, `recx/data/features/` and `recx/eval/interpolation.py`, only the files
   that the scorer's modules import, directly or not, count: an edit to statmlp re-ranks nothing
   of PrepRec's, an edit to the blending no single model's ranks;
-- the run's config, minus what cannot change a rank (`progress`, `paths`, `tag`, printing);
+- the run's config, minus what cannot change a rank (`progress`, `paths`, `tag`, `threads`,
+  `figures`, printing);
 - the weights: path, size and modification time of every checkpoint file the scorer loaded
   (a retrained checkpoint is a miss, even under the same hash);
 - the evaluation call: the domain's data hash, split, user sample, score variants, history
@@ -40,7 +41,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 # top-level config keys that never change a rank
-_VOLATILE = ("progress", "print_config", "paths", "tag", "optimized_metric", "hydra", "threads")
+_VOLATILE = ("progress", "print_config", "paths", "tag", "optimized_metric", "hydra", "threads",
+             "figures")
 
 # recx's per-scorer code: a file here counts only when a scorer's modules import it (statically:
 # the registry imports every model lazily, and builds them all, so it always counts)

@@ -54,6 +54,15 @@ def test_rerun_reads_ranks_back_with_identical_metrics(tmp_path, ranked):
     assert table(again) == table(first)
 
 
+def test_a_transfer_without_its_figures_reads_ranks_back(tmp_path, ranked):
+    stage(tmp_path, "pretrain", "model=preprec", "source=tiny")
+    first = stage(tmp_path, "transfer", "model=preprec", "source=tiny", "target=tiny_b")
+    ranked.clear()
+    again = stage(tmp_path, "transfer", "model=preprec", "source=tiny", "target=tiny_b",
+                  "figures=false")
+    assert ranked == [] and table(again) == table(first)
+
+
 def test_new_weights_config_or_switch_off_is_a_miss(tmp_path, ranked):
     stage(tmp_path, "train", "model=sasrec", "dataset=tiny")
     ckpt = next((tmp_path / "outputs" / "artifacts" / "train").rglob("model.pt"))
