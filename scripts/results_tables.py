@@ -119,14 +119,13 @@ def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
               "change of SASRec on the same seeds", "interpolate", "NDCG@10", "full"),
              ("The same, Recall@10 against 100 sampled negatives", "interpolate", "Recall@10",
               "sampled")]
+    every_source = sorted({s for spec in specs for s in sources[spec]}, key=lambda s: ("+" in s, s))
     for title, setting, metric, fam in views:
-        if layout == "long":
-            out.append(f"{title}:\n\n" + _long_table(frame, of, specs, sources, targets, setting,
-                                                      metric, fam, seeds))
-            continue
         cols = [(spec, s) for spec in specs for s in sources[spec]]
-        head = ["target", "Pop", "SASRec", *(f"{variant_label(*spec)} ← {label(s)}"
-                                             for spec, s in cols)]
+        head = (["target", "source", "Pop", "SASRec", *(variant_label(*spec) for spec in specs)]
+                if layout == "long" else
+                ["target", "Pop", "SASRec", *(f"{variant_label(*spec)} ← {label(s)}"
+                                             for spec, s in cols)])
         rows = []
         for t in targets:
             g = frame[(frame.target == t) & (frame.family == fam)]
@@ -134,48 +133,38 @@ def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
                           f"SASRec on {t}")
             pop = by_seed(g[(g.setting == "in_domain") & (g.model == "pop")], metric,
                           f"Pop on {t}")
-            row = [label(t), cell(pop, seeds), cell(ref, seeds)]
-            for spec, s in cols:
-                runs = of[spec]
-                sel = runs[(runs.target == t) & (runs.family == fam)
-                           & (runs.setting == setting) & (runs.source == s)]
-                values = by_seed(sel, metric, f"{setting} {spec[0]} {s} → {t}")
-                text = cell(values, seeds)
-                if setting == "interpolate" and text != NONE:
-                    both = values.index.intersection(ref.index)
-                    text += f", {pct(values[both].mean(), ref[both].mean())}" if len(both) else ""
-                row.append(text)
-            rows.append(row)
+            # an interpolation shows its change of the SASRec seeds it blends; in the long layout
+            # a zero-shot model its change of Pop
+            against = ref if setting == "interpolate" else pop if layout == "long" else None
+            view = (setting, metric, fam)
+            if layout == "long":
+                for s in every_source:
+                    texts = [_model_cell(of[spec], spec, t, s, view, against, seeds)
+                             for spec in specs]
+                    if any(x != NONE for x in texts):  # a source none of the models has
+                        rows.append([label(t), label(s), cell(pop, seeds), cell(ref, seeds),
+                                     *texts])
+            else:
+                rows.append([label(t), cell(pop, seeds), cell(ref, seeds),
+                             *(_model_cell(of[spec], spec, t, s, view, against, seeds)
+                               for spec, s in cols)])
         out.append(f"{title}:\n\n" + markdown_rows(head, rows))
     return "\n".join(out)
 
 
-def _long_table(frame, of, specs, sources, targets, setting, metric, fam, seeds) -> str:
-    head = ["target", "source", "Pop", "SASRec", *(variant_label(*spec) for spec in specs)]
-    rows = []
-    for t in targets:
-        g = frame[(frame.target == t) & (frame.family == fam)]
-        ref = by_seed(g[(g.setting == "in_domain") & (g.model == "sasrec")], metric,
-                      f"SASRec on {t}")
-        pop = by_seed(g[(g.setting == "in_domain") & (g.model == "pop")], metric, f"Pop on {t}")
-        # the change is of Pop for a zero-shot model, of the SASRec it blends for an interpolation
-        against = ref if setting == "interpolate" else pop
-        for s in sorted({s for spec in specs for s in sources[spec]},
-                        key=lambda s: ("+" in s, s)):
-            texts = []
-            for spec in specs:
-                runs = of[spec]
-                sel = runs[(runs.target == t) & (runs.family == fam)
-                           & (runs.setting == setting) & (runs.source == s)]
-                values = by_seed(sel, metric, f"{setting} {spec[0]} {s} → {t}")
-                text = cell(values, seeds)
-                both = values.dropna().index.intersection(against.index)
-                if text != NONE and len(both):
-                    text += f", {pct(values[both].mean(), against[both].mean())}"
-                texts.append(text)
-            if any(x != NONE for x in texts):
-                rows.append([label(t), label(s), cell(pop, seeds), cell(ref, seeds), *texts])
-    return markdown_rows(head, rows)
+def _model_cell(runs: pd.DataFrame, spec, target: str, source: str, view: tuple,
+                against: pd.Series | None, seeds: int) -> str:
+    """The cell of one model × source on `target` in `view` (setting, metric, family), then its
+    relative change of `against` on the seeds both have."""
+    setting, metric, fam = view
+    sel = runs[(runs.target == target) & (runs.family == fam) & (runs.setting == setting)
+               & (runs.source == source)]
+    values = by_seed(sel, metric, f"{setting} {spec[0]} {source} → {target}")
+    text = cell(values, seeds)
+    if text == NONE or against is None:
+        return text
+    both = values.dropna().index.intersection(against.index)
+    return text + (f", {pct(values[both].mean(), against[both].mean())}" if len(both) else "")
 
 
 # ------------------------------------------------------------------------------ text
