@@ -4,9 +4,10 @@
         [model.features.node2vec.p=0.5 ...] [--out statmlp_features]
 
 Arguments of the form key=value are recx overrides (composed like `recx transfer`, model always
-statmlp; real data sets take `target.raw_dir=` / `source.<name>.raw_dir=`). Writes
-<out>_activity.{png,pdf,csv} (activity distributions and bins, `recx.plots.activity_distributions`)
-and <out>_clusters.{png,pdf,csv} (cluster size / density and their bins, `recx.plots.cluster_bins`).
+statmlp; real data sets take `target.raw_dir=` / `source.<name>.raw_dir=`). Writes what every
+`recx transfer model=statmlp` draws into its run dir (`StatMLP.figures`), with no checkpoint:
+<out>_activity.{png,pdf,csv} (activity distributions and bins) and, with graph fields,
+<out>_clusters.{png,pdf,csv} (cluster size / density and their bins).
 The graph statistics come from the feature cache (built on a miss) under paths.root.
 """
 
@@ -30,8 +31,7 @@ def main() -> None:
     from recx.config.schema import register_schemas
     from recx.data.domain import load_domain
     from recx.data.features import FeatureEnv
-    from recx.data.features.graphstats import GraphStatsConfig, graph_stats
-    from recx.plots import activity_distributions, cluster_bins
+    from recx.models.registry import build_model
 
     register_resolvers()
     register_schemas()
@@ -40,19 +40,15 @@ def main() -> None:
         cfg = compose("transfer", ["model=statmlp", *args.overrides])
     env = FeatureEnv(cache_root=Path(cfg.paths.cache), seed=int(cfg.seed),
                      deterministic=bool(cfg.deterministic))
-    features = {k: v for k, v in dict(cfg.model.features).items() if k != "fields"}
-    gcfg = GraphStatsConfig.from_dict(features)
     domains, roles = {}, {}
     for role, ds in [*(("source", d) for _, d in sorted(cfg.source.items())),
                      ("target", cfg.target)]:
         d = load_domain(ds, cfg.eval, cfg.paths, offline=bool(cfg.offline))
         d.env = env
         domains[d.name], roles[d.name] = d, role
-    activity_distributions(Path(f"{args.out}_activity"), domains, roles,
-                           n_bins=gcfg.activity_bins)
-    stats = {name: graph_stats(d, gcfg) for name, d in domains.items()}
-    cluster_bins(Path(f"{args.out}_clusters"), stats, roles)
-    print(f"wrote {args.out}_activity.png and {args.out}_clusters.png")
+    # the figures of `recx transfer model=statmlp`, without a checkpoint (no weights are read)
+    names = build_model(cfg.model).figures(args.out, domains, roles)
+    print("wrote " + ", ".join(str(args.out.parent / n) for n in names))
 
 
 if __name__ == "__main__":

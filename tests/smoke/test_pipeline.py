@@ -92,6 +92,14 @@ def test_statmlp_transfer_draws_source_and_target_features(tmp_path):
     assert set(pd.read_csv(run_dir / "features_clusters.csv").domain) == {"tiny", "tiny_b"}
     res = stage(tmp_path, "transfer", *small, "target=tiny_b", "figures=false")
     assert not list(Path(res.rows[0]["run_dir"]).glob("features_*"))
+    # the script draws the same without a checkpoint (features from the same cache)
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "plot_statmlp_features.py"),
+                          *small[1:], "target=tiny_b", f"paths.root={tmp_path}",
+                          "--out", str(tmp_path / "fig")], capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "fig_activity.csv").read_text() == \
+        (run_dir / "features_activity.csv").read_text()
 
 
 def test_missing_checkpoint_names_the_command(tmp_path):
