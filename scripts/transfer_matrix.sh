@@ -100,7 +100,7 @@ for m in ${MODELS//,/ }; do
   python scripts/transfer_claims.py "$outputs/tables/${REPORT}_seeds/results.csv" --model "$m"
 done
 say "tables"
-layout=wide  # several models: side by side, a row per target × source
+layout=wide  # a row per target; several models side by side: a row per target × source
 if [[ $MODELS == *,* ]]; then layout=long; fi
 python scripts/results_tables.py transfer "$outputs/tables/${REPORT}_seeds/results.csv" \
   --models ${MODELS//,/ } --targets $TARGETS --layout $layout
