@@ -109,8 +109,10 @@ def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
     frame = frame[frame.user_fraction.fillna(1.0) == 1.0]
     targets = targets or list(dict.fromkeys(frame.target))
     of = {spec: frame[(frame.model == spec[0]) & _tagged(frame, spec[1])] for spec in specs}
-    sources = {spec: sorted(set(g[g.setting != "in_domain"].source),
-                            key=lambda s: ("+" in s, s)) for spec, g in of.items()}
+    sources = {spec: sorted(set(g[g.setting != "in_domain"].source), key=_source_order)
+               for spec, g in of.items()}
+    cols = [(spec, s) for spec in specs for s in sources[spec]]
+    every_source = sorted({s for _, s in cols}, key=_source_order)
     out = []
     views = [("Zero-shot, NDCG@10, full ranking", "zero_shot", "NDCG@10", "full"),
              ("Zero-shot, Recall@10 against 100 sampled negatives", "zero_shot", "Recall@10",
@@ -119,9 +121,7 @@ def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
               "change of SASRec on the same seeds", "interpolate", "NDCG@10", "full"),
              ("The same, Recall@10 against 100 sampled negatives", "interpolate", "Recall@10",
               "sampled")]
-    every_source = sorted({s for spec in specs for s in sources[spec]}, key=lambda s: ("+" in s, s))
     for title, setting, metric, fam in views:
-        cols = [(spec, s) for spec in specs for s in sources[spec]]
         head = (["target", "source", "Pop", "SASRec", *(variant_label(*spec) for spec in specs)]
                 if layout == "long" else
                 ["target", "Pop", "SASRec", *(f"{variant_label(*spec)} ← {label(s)}"
@@ -150,6 +150,11 @@ def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
                                for spec, s in cols)])
         out.append(f"{title}:\n\n" + markdown_rows(head, rows))
     return "\n".join(out)
+
+
+def _source_order(source: str) -> tuple:
+    """Single sources first (by name), then joint ones."""
+    return "+" in source, source
 
 
 def _model_cell(runs: pd.DataFrame, spec, target: str, source: str, view: tuple,
