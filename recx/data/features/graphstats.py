@@ -316,10 +316,14 @@ def assign_grid(ue: torch.Tensor, ie: torch.Tensor, centroids: torch.Tensor,
     if op == "l1":
         xc = (ue[:, None, :] - ie[None]).abs() @ centroids.T
         return (xc - half_c2).argmax(-1)
-    if op == "average":
-        uc, ic = ue @ centroids.T / 2, ie @ centroids.T / 2  # [B, k], [n, k]
-    elif op == "l2":
-        uc, ic = (ue * ue) @ centroids.T, (ie * ie) @ centroids.T
+    if op in ("average", "l2"):
+        # one matrix-vector product per centroid, not one GEMM: a GEMM may sum the columns of
+        # two identical centroids in different orders, and their exact tie must stay a tie
+        a, b = (ue, ie) if op == "average" else (ue * ue, ie * ie)
+        uc = torch.stack([a @ c for c in centroids], 1)  # [B, k]
+        ic = torch.stack([b @ c for c in centroids], 1)  # [n, k]
+        if op == "average":
+            uc, ic = uc / 2, ic / 2
     out = torch.empty(ue.shape[0], ie.shape[0], dtype=torch.long, device=ue.device)
     # item blocks of ~2^17 pairs: the k passes over a block stay in the CPU's cache (2x)
     block = (max(1, ie.shape[0]) if ue.device.type != "cpu"
