@@ -16,7 +16,7 @@ from recx.config.hashing import drop_keys, stable_hash
 from recx.config.resolvers import source_key
 from recx.errors import ArtifactMissingError
 
-CODE_VERSION = 1
+CODE_VERSION = 2  # 2: early stopping on the target domain's candidate policy
 _MODEL_EXCLUDE = ("name", "capabilities", "_target_")
 _TRAIN_EXCLUDE = ("num_workers", "resume", "checkpoint_every", "compile", "ddp")
 

@@ -167,7 +167,8 @@ class EvalSchema:
     popularity_power: float = 1.0
     share_valid_test_negatives: bool = False
     negatives_seed: int = 2024
-    mask_history: str = "auto"  # auto | true | false
+    mask_history: str = "auto"  # auto (the domain's policy) | true | false
+    mask_variants: str = "both"  # both | policy: full-ranking rows of the other rule too
     ties: str = "pessimistic"  # pessimistic | random | optimistic
     metrics: list[str] = field(default_factory=lambda: ["Recall", "NDCG", "MRR"])
     ks: list[int] = field(default_factory=lambda: [10, 20, 50])

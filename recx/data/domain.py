@@ -18,6 +18,7 @@ import pandas as pd
 
 from recx.config.hashing import drop_keys, stable_hash
 from recx.data.filters import code_counts
+from recx.data.repeats import repeat_events, summary
 from recx.data.scenarios import SPLIT_CODES, TRAIN
 from recx.store import Store, atomic_write_json, is_ready
 
@@ -107,6 +108,21 @@ class DomainData:
     def train_item_counts(self) -> np.ndarray:
         """Training events per item, [N + 1] (column 0 = padding = 0)."""
         return np.bincount(self.item[self.train_mask], minlength=self.n_items + 1)
+
+    @cached_property
+    def repeat_event(self) -> np.ndarray:
+        """[E] bool: the event repeats a (user, item) pair seen earlier in the user's sequence."""
+        return repeat_events(self.user, self.item, self.n_items)
+
+    @cached_property
+    def repeats(self) -> dict:
+        """Repeat events and the share of each split's targets that repeat a history item."""
+        return summary(self.repeat_event, self.user, self.split, self.indptr)
+
+    @property
+    def repeat_free(self) -> bool:
+        """No (user, item) pair occurs twice: a target is never a history item."""
+        return self.repeats["events"] == 0
 
     def queries(self, split: str) -> Queries:
         """Targets of `split` that have at least one history event."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recx.data import filters
+from recx.data import filters, repeats
 from recx.data.canonical import RawData
 from recx.data.readers.common import release_memory
 from recx.data.scenarios import HELD, SCENARIOS, TEST, TRAIN, VALID
@@ -147,6 +147,10 @@ def process(raw: RawData, ds, eval_cfg, *, source_desc: str = "",
 
     items = _item_frame(raw.items, item_ids[i_keep], ds)
     stats = _stats(inter, items, steps, indptr, ds, raw.info)
+    rep = repeats.summary(repeats.repeat_events(user, item, n_items), user, split, indptr)
+    stats["repeats"] = rep
+    stats["candidate_policy"] = repeats.policy(rep)
+    _warn_dedup(ds, steps, rep, where)
     if stats["time_nonpositive"]:
         # kept (the PrepRec spec drops them): a 0 is usually a missing date, and the earliest
         # timestamp anchors PrepRec's periods
@@ -155,6 +159,26 @@ def process(raw: RawData, ds, eval_cfg, *, source_desc: str = "",
                     "one. Drop them from the file if they are not real dates.", ds.name,
                     stats["time_nonpositive"])
     return Processed(inter, items, stats)
+
+
+DEDUP_WARN_SHARE = 0.10  # dropping more than this share of the rows as repeats is worth a word
+
+
+def _warn_dedup(ds, steps: dict, rep: dict, where: str) -> None:
+    """Dedup is loud: repeat-heavy data (check-ins, listening, re-purchases) lose most of their
+    rows to it, and the candidate policy changes with it."""
+    read, kept = steps["read"]["interactions"], steps["dedup"]["interactions"]
+    dropped = read - kept
+    if read and dropped / read > DEDUP_WARN_SHARE:
+        log.warning("%s: filters.dedup=%s dropped %d of %d rows (%.1f %%) as repeated (user, item) "
+                    "pairs. If repeats are the behaviour to predict (check-ins, listening, "
+                    "re-purchases), keep them with dataset.filters.dedup=all (then no model's "
+                    "candidates exclude the history).", where, ds.filters.dedup, dropped, read,
+                    100 * dropped / read)
+    if rep["events"]:
+        log.info("%s keeps repeats (%.1f %% of events, %.1f %% of test targets): candidates "
+                 "include the history for every model (mask=off)", where, 100 * rep["share"],
+                 100 * rep["test_target_share"])
 
 
 SORT_THREADS = 2  # argsort releases the GIL: parts of the users are sorted in parallel ...

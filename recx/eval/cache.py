@@ -15,7 +15,7 @@ everything a rank can depend on:
 - the weights: path, size and modification time of every checkpoint file the scorer loaded
   (a retrained checkpoint is a miss, even under the same hash);
 - the evaluation call: the domain's data hash, split, user sample, score variants, history
-  window, masking and the device type.
+  window, the candidate sets counted and the device type.
 
 Derived features (PrepRec's popularity tables, statmlp's features, text vectors) are cached by
 their own content keys, which the config determines. A scorer without a known identity (a model
@@ -29,6 +29,7 @@ import functools
 import hashlib
 import io
 import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ from recx.store import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: ranks and candidate counts per candidate set (policy first)
 # top-level config keys that never change a rank
 _VOLATILE = ("progress", "print_config", "paths", "tag", "optimized_metric", "hydra", "threads",
              "figures")
@@ -127,30 +128,37 @@ def split_path(cache_root, scorer: str, *call) -> Path:
     return Path(cache_root) / "eval" / f"{stable_hash(scorer, *call, length=20)}.npz"
 
 
-_FIELDS = ("ranks", "users", "targets", "n_candidates", "history_len")
-
-
-def load(path: Path) -> dict | None:
-    """The stored arrays of a split, or None when absent or unreadable (then it is recomputed)."""
+def load(path: Path, n_masks: int | None = None) -> dict | None:
+    """The stored arrays of a split (`ranks` and `n_candidates` as one array per candidate set),
+    or None when absent, unreadable or of another shape (then it is recomputed)."""
     if not path.exists():
         return None
     try:
         with np.load(path) as z:
-            out = {k: z[k] for k in _FIELDS}
+            out = {k: z[k] for k in ("users", "targets", "history_len")}
+            n_masks = int(z["n_sets"]) if n_masks is None else n_masks
+            out["ranks"] = [z[f"ranks_{m}"] for m in range(n_masks)]
+            out["n_candidates"] = [z[f"n_candidates_{m}"] for m in range(n_masks)]
             out["n_repeat_targets"] = int(z["n_repeat_targets"])
+        out["ranks"] = [r.astype(np.int64) for r in out["ranks"]]
         return out
-    except (OSError, ValueError, KeyError) as e:
-        log.warning("ignoring unreadable evaluation cache entry %s (%s)", path.name, e)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        log.warning("ignoring unreadable evaluation cache entry %s (%s); ranking again",
+                    path.name, e)
         return None
 
 
 def save(path: Path, res) -> None:
     """Write atomically: a reader sees the whole entry or none."""
-    ranks = res.ranks
-    if ranks.size and ranks.max() < np.iinfo(np.int32).max:
-        ranks = ranks.astype(np.int32)  # half the disk; ranks are item counts
+    arrays = {}
+    for m, r in enumerate(res.candidate_sets()):
+        ranks = r.ranks
+        if ranks.size and ranks.max() <= np.iinfo(np.int32).max:
+            ranks = ranks.astype(np.int32)  # half the disk; ranks are item counts
+        arrays[f"ranks_{m}"] = ranks
+        arrays[f"n_candidates_{m}"] = r.n_candidates
     buf = io.BytesIO()
-    np.savez(buf, ranks=ranks, users=res.users, targets=res.targets,
-             n_candidates=res.n_candidates, history_len=res.history_len,
-             n_repeat_targets=np.int64(res.n_repeat_targets))
+    np.savez(buf, users=res.users, targets=res.targets, history_len=res.history_len,
+             n_repeat_targets=np.int64(res.n_repeat_targets),
+             n_sets=np.int64(len(res.candidate_sets())), **arrays)
     atomic_write_bytes(path, buf.getvalue())

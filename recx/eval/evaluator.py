@@ -4,6 +4,13 @@ Models only return scores; the evaluator does candidate selection, masking, rank
 handling and the metrics, so no model can get the protocol subtly wrong. Users are scored in
 batches small enough that `batch × items` stays under `eval.max_scores`, so the whole score
 matrix is never held in memory.
+
+The candidate set is the target domain's, the same for every model (EVALUATION §3): the user's
+history is masked when the domain holds no repeated (user, item) pair, and nothing is masked when
+it keeps repeats (`eval.mask_history=auto`; `true`/`false` force one rule for all). Full ranking
+counts both candidate sets from one scoring pass: the masked count differs from the unmasked one
+only by the history items above the target, so each split's result carries the policy's ranks
+and the other rule's (`SplitResult.other`).
 """
 
 from __future__ import annotations
@@ -48,8 +55,11 @@ class SplitResult:
     targets: np.ndarray
     n_candidates: np.ndarray
     history_len: np.ndarray
-    n_repeat_targets: int
+    n_repeat_targets: int  # queries whose target repeats one of the user's history items
     slices: dict[str, np.ndarray] = field(default_factory=dict)  # name → bool mask over Q
+    mask: bool | None = None  # the history masked (None: sampled candidates, no mask applies)
+    policy: bool = True  # the candidate set of the domain's policy (False: the other rule)
+    other: SplitResult | None = None  # the other rule's ranks of the same scores (full only)
 
     def metrics(self, metrics, ks, variant: int = 0) -> dict[str, dict]:
         """{slice: {metric@k: value, n_users: n}}"""
@@ -60,16 +70,23 @@ class SplitResult:
                          "n_users": int(sel.sum())}
         return out
 
+    def candidate_sets(self) -> list[SplitResult]:
+        """The policy's result first, then the other rule's where it was counted."""
+        return [self] if self.other is None else [self, self.other]
 
-def resolve_mask(ev, sequential: bool) -> bool:
+
+def resolve_mask(ev, domain) -> bool:
+    """The history rule for every model on `domain` (EVALUATION §3): `auto` masks exactly when
+    the domain's data hold no repeated (user, item) pair, so a target is never a history item."""
     m = str(ev.mask_history).lower()
     if m == "auto":
-        return not sequential
+        return bool(domain.repeat_free)
     if m in ("true", "on", "1"):
         return True
     if m in ("false", "off", "0"):
         return False
-    raise ConfigError(f"eval.mask_history={ev.mask_history!r}", hint="use auto, true or false")
+    raise ConfigError(f"eval.mask_history={ev.mask_history!r}",
+                      hint="use auto (the domain's policy), true or false")
 
 
 # query_order(domain, pos) → a permutation of the split's queries to score them in; the results
@@ -78,27 +95,51 @@ def resolve_mask(ev, sequential: bool) -> bool:
 QueryOrder = Callable[[object, np.ndarray], np.ndarray]
 
 
+def _minus_history(counts: tuple, s: torch.Tensor, tcol: torch.Tensor, rows: torch.Tensor,
+                   items: torch.Tensor) -> tuple:
+    """(greater, at least) over the whole catalogue → the same over the catalogue minus each
+    user's distinct history items (rows, items): the history items that score above (or with)
+    the target leave the count, nothing else changes."""
+    t = s[:, torch.arange(s.shape[1], device=s.device), tcol]  # [V, B]
+    hs, ht = s[:, rows, items], t[:, rows]  # [V, P]
+    out = []
+    for c, hit in zip(counts, (hs > ht, hs >= ht), strict=True):
+        out.append(None if c is None else c - torch.zeros_like(c).index_add_(1, rows, hit.long()))
+    return tuple(out)
+
+
 class Evaluator:
-    def __init__(self, domain, ev, *, mask_history: bool, cache_root, max_len: int = 50,
-                 device: str | torch.device = "cpu", label: str = "model", progress=None,
-                 query_order: QueryOrder | None = None):
+    def __init__(self, domain, ev, *, cache_root, mask_history: bool | None = None,
+                 max_len: int = 50, device: str | torch.device = "cpu", label: str = "model",
+                 progress=None, query_order: QueryOrder | None = None):
+        """`mask_history` None: the domain's policy (`resolve_mask`)."""
         self.domain, self.ev = domain, ev
         self.query_order = query_order
-        self.mask = bool(mask_history) and ev.candidates == "full"
-        self.cache_root = cache_root
-        self.max_len = max_len
-        self.device = torch.device(device)
-        self.label = label
-        self.progress = progress
         if ev.candidates not in ("full", "sampled"):
             raise ConfigError(f"eval.candidates={ev.candidates!r}", hint="use full or sampled")
         if ev.ties not in ("pessimistic", "random", "optimistic"):
             raise ConfigError(f"eval.ties={ev.ties!r}",
                               hint="use pessimistic, random or optimistic")
+        both = str(ev.get("mask_variants", "both"))
+        if both not in ("both", "policy"):
+            raise ConfigError(f"eval.mask_variants={both!r}", hint="use both or policy")
+        self.full = ev.candidates == "full"
+        rule = resolve_mask(ev, domain) if mask_history is None else bool(mask_history)
+        self.mask = rule and self.full
+        # the candidate sets counted per pass: the policy's first, then the other rule's
+        self.masks = (self.mask, not self.mask) if self.full and both == "both" else (self.mask,)
+        self.cache_root = cache_root
+        self.max_len = max_len
+        self.device = torch.device(device)
+        self.label = label
+        self.progress = progress
 
     @property
     def protocol(self) -> str:
         return protocol_string(self.ev, self.mask)
+
+    def protocol_of(self, res: SplitResult) -> str:
+        return protocol_string(self.ev, res.mask)
 
     def _batch_size(self, variants: int = 1) -> int:
         width = self.domain.n_items + 1 if self.ev.candidates == "full" else self.ev.n_negatives + 1
@@ -122,17 +163,30 @@ class Evaluator:
         from recx.eval import cache
 
         path = cache.split_path(self.cache_root, cache_key, self.domain.data_hash, split,
-                                sample, variants, self.max_len, self.mask, self.protocol)
-        hit = cache.load(path)
+                                sample, variants, self.max_len, self.masks, self.protocol)
+        hit = cache.load(path, len(self.masks))
         if hit is not None:
             log.info("%s %s: ranks from the evaluation cache (%s)", self.label, split, path.name)
-            res = SplitResult(split, hit["ranks"].astype(np.int64), hit["users"], hit["targets"],
-                              hit["n_candidates"], hit["history_len"], hit["n_repeat_targets"])
-            res.slices = self._slices(res)
+            res = self._result(split, hit["ranks"], hit["users"], hit["targets"],
+                               hit["n_candidates"], hit["history_len"], hit["n_repeat_targets"])
+            self._warn_masked_targets(res)
             return res
         res = self._run(score_fn, split, count, variants, sample)
         cache.save(path, res)
         return res
+
+    def _result(self, split, ranks, users, targets, n_candidates, history_len,
+                n_repeat) -> SplitResult:
+        """One SplitResult per candidate set counted (ranks and n_candidates are per mask),
+        the policy's first with the other's as `.other`."""
+        out = None
+        for m in reversed(range(len(self.masks))):
+            res = SplitResult(split, ranks[m], users, targets, n_candidates[m], history_len,
+                              n_repeat, mask=self.masks[m] if self.full else None,
+                              policy=m == 0, other=out)
+            res.slices = self._slices(res)
+            out = res
+        return out
 
     def _run(self, score_fn, split, count, variants, sample) -> SplitResult:
         d = self.domain
@@ -155,8 +209,7 @@ class Evaluator:
                         natural.query_ts[perm])
             negs = negs[perm] if negs is not None else None
         bs = self._batch_size(variants)
-        ranks_parts, ncand_parts = [], []
-        n_repeat = 0
+        parts: list[tuple[list, list]] = []  # per batch: (ranks per mask, n_candidates per mask)
         task = None
         if self.progress is not None and n_q > bs:
             task = self.progress.add_task(f"eval {self.label} {split}", total=n_q)
@@ -168,40 +221,49 @@ class Evaluator:
             try:
                 with torch.no_grad():
                     if negs is None:
-                        s, masked, tcol, rep = self._full(score_fn, batch, q, sl, split)
+                        part = self._full(score_fn, count, batch, q, sl, split)
                     else:
-                        s, masked, tcol, rep = self._sampled(score_fn, batch, negs[sl], split, sl)
-                    ranks = self._ranks(count, s, masked, tcol, split, q.users[sl])
+                        part = self._sampled(score_fn, count, batch, negs[sl], split, sl, q)
             except torch.cuda.OutOfMemoryError:
                 # ARCHITECTURE §9: halve the user batch and retry; ranks are per user, so the
                 # result does not change
                 if bs == 1:
                     raise
-                s = masked = None
                 bs = max(1, bs // 2)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 log.warning("%s: out of memory evaluating %s; retrying with %d users per batch",
                             self.label, split, bs)
                 continue
-            ranks_parts.append(ranks)
-            ncand_parts.append((~masked).sum(1).cpu().numpy())
-            n_repeat += rep
+            parts.append(part)
             if task is not None:
                 self.progress.advance(task, sl.stop - sl.start)
             lo = sl.stop
         if task is not None:
             self.progress.remove_task(task)
-        ranks = np.concatenate(ranks_parts, axis=1) if ranks_parts else np.zeros((1, 0), np.int64)
-        ncand = np.concatenate(ncand_parts) if ncand_parts else np.zeros(0, np.int64)
+        n_m = len(self.masks) if negs is None else 1
+        ranks = [np.concatenate([p[0][m] for p in parts], axis=1) if parts
+                 else np.zeros((1, 0), np.int64) for m in range(n_m)]
+        ncand = [np.concatenate([p[1][m] for p in parts]) if parts else np.zeros(0, np.int64)
+                 for m in range(n_m)]
         if perm is not None:  # back to the natural order of the queries
             inv = np.empty_like(perm)
             inv[perm] = np.arange(len(perm))
-            ranks, ncand, q = ranks[:, inv], ncand[inv], natural
+            ranks, ncand, q = [r[:, inv] for r in ranks], [c[inv] for c in ncand], natural
         hist_len = q.pos - d.indptr[q.users]
-        res = SplitResult(split, ranks, q.users, q.targets, ncand, hist_len, n_repeat)
-        res.slices = self._slices(res)
+        n_repeat = int(d.repeat_event[q.pos].sum()) if n_q else 0
+        res = self._result(split, ranks, q.users, q.targets, ncand, hist_len, n_repeat)
+        self._warn_masked_targets(res)
         return res
+
+    def _warn_masked_targets(self, res: SplitResult) -> None:
+        """A forced mask on data with repeats masks the targets that are history items too."""
+        if res.mask and res.n_repeat_targets:
+            log.warning("%s %s: eval.mask_history=true on data that keep repeats: %d of %d "
+                        "targets (%.1f %%) are history items, masked like the rest of the "
+                        "history and counted as misses", self.label, res.split,
+                        res.n_repeat_targets, len(res.users),
+                        100 * res.n_repeat_targets / max(1, len(res.users)))
 
     # ----------------------------------------------------------------------------- ranking
     def _scores(self, score_fn, batch, cand, split, lo) -> torch.Tensor:
@@ -214,8 +276,10 @@ class Evaluator:
                             hint="the model diverged: lower the learning rate or check inputs")
         return scores
 
-    def _full(self, score_fn, batch, q, sl, split):
-        """All items are candidates; padding (and the history, when masking) are masked."""
+    def _full(self, score_fn, count, batch, q, sl, split) -> tuple[list, list]:
+        """All items are candidates; padding is masked, and the history under a masking rule
+        (the target too where it is a history item: a miss, never an exemption). Returns the
+        ranks [V, B] and candidate counts [B] of every rule in `self.masks`."""
         d = self.domain
         s = self._scores(score_fn, batch, None, split, sl.start)
         n1 = s.shape[-1]
@@ -223,20 +287,56 @@ class Evaluator:
             raise EvalError(f"{self.label} returned {n1} scores per user, expected "
                             f"{d.n_items + 1} (items + padding column)")
         b = s.shape[1]
-        tgt = batch.targets.to(s.device)
-        masked = torch.zeros(b, n1, dtype=torch.bool, device=s.device)
-        masked[:, 0] = True
-        rep = 0
-        if self.mask:
-            rows, items = d.user_items(q.users[sl], upto_pos=q.pos[sl])
-            rows_t = torch.from_numpy(rows).to(s.device)
-            items_t = torch.from_numpy(items.astype(np.int64)).to(s.device)
-            rep = int((items_t == tgt[rows_t]).sum())
-            masked[rows_t, items_t] = True
-            masked[torch.arange(b, device=s.device), tgt] = False  # the target is never masked
-        return s.masked_fill(masked, -torch.inf), masked, tgt, rep
+        tcol = batch.targets.to(s.device)
+        pad = torch.zeros(b, n1, dtype=torch.bool, device=s.device)
+        pad[:, 0] = True
+        s = s.masked_fill(pad, -torch.inf)
+        hist = self._history(q, sl, s.device) if any(self.masks) else None
+        in_hist = torch.from_numpy(d.repeat_event[q.pos[sl]]).to(s.device)
+        users = q.users[sl]
+        ranks, ncand = [], []
+        plain = count is target_counts
+        off = None
+        for m in self.masks:
+            if not m:
+                off = off or self._counts(lambda strict: count(s, pad, tcol, strict))
+                ranks.append(self._tie_ranks(*off, split, users))
+                ncand.append(np.full(b, d.n_items, dtype=np.int64))
+                continue
+            rows, items = hist
+            if plain:  # the unmasked counts minus the history items among them
+                off = off or self._counts(lambda strict: count(s, pad, tcol, strict))
+                on = _minus_history(off, s, tcol, rows, items)
+            else:  # a count that depends on the candidate set (a blend's normalisation)
+                masked = pad.clone()
+                masked[rows, items] = True
+                sm = s.masked_fill(masked, -torch.inf)
+                on = self._counts(lambda strict, sm=sm, masked=masked:
+                                  count(sm, masked, tcol, strict))
+            r = self._tie_ranks(*on, split, users)
+            r[:, in_hist.cpu().numpy()] = M.MISS
+            ranks.append(r)
+            n_hist = torch.bincount(rows, minlength=b).cpu().numpy()
+            ncand.append(d.n_items - n_hist)
+        return ranks, ncand
 
-    def _sampled(self, score_fn, batch, negs, split, sl):
+    def _history(self, q, sl, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row, item) of each distinct history item of the batch's users."""
+        rows, items = self.domain.user_items(q.users[sl], upto_pos=q.pos[sl])
+        if not self.domain.repeat_free and len(rows):
+            key = np.unique(rows.astype(np.int64) * (self.domain.n_items + 1) + items)
+            rows, items = key // (self.domain.n_items + 1), key % (self.domain.n_items + 1)
+        return (torch.from_numpy(rows.astype(np.int64)).to(device),
+                torch.from_numpy(items.astype(np.int64)).to(device))
+
+    def _counts(self, count_at) -> tuple:
+        """(greater, at least) as the tie rule needs them; `count_at(strict)` → [V, B]."""
+        ties = self.ev.ties
+        greater = count_at(True) if ties in ("optimistic", "random") else None
+        at_least = count_at(False) if ties in ("pessimistic", "random") else None
+        return greater, at_least
+
+    def _sampled(self, score_fn, count, batch, negs, split, sl, q) -> tuple[list, list]:
         """Candidates = [target, negatives…]; -1 marks negatives that could not be drawn."""
         tgt = batch.targets.cpu().numpy()[:, None]
         cand = np.concatenate([tgt, negs], axis=1)
@@ -245,16 +345,19 @@ class Evaluator:
         s = self._scores(score_fn, batch, cand_t, split, sl.start)
         masked = torch.from_numpy(~valid).to(s.device)
         tcol = torch.zeros(len(cand), dtype=torch.long, device=s.device)
-        return s.masked_fill(masked, -torch.inf), masked, tcol, 0
+        s = s.masked_fill(masked, -torch.inf)
+        c = self._counts(lambda strict: count(s, masked, tcol, strict))
+        return [self._tie_ranks(*c, split, q.users[sl])], [valid.sum(1)]
 
-    def _ranks(self, count, s, masked, tcol, split, users) -> np.ndarray:
-        """0-based rank of the target: greater (+ equal, by the tie rule), EVALUATION §4."""
+    def _tie_ranks(self, greater, at_least, split, users) -> np.ndarray:
+        """0-based rank of the target: greater (+ equal, by the tie rule), EVALUATION §4.
+        `at_least` counts the target itself."""
         if self.ev.ties == "optimistic":
-            return count(s, masked, tcol, True).cpu().numpy().astype(np.int64)
-        at_least = count(s, masked, tcol, False).cpu().numpy()  # the target counts itself
+            return greater.cpu().numpy().astype(np.int64)
+        at_least = at_least.cpu().numpy()
         if self.ev.ties == "pessimistic":
             return (at_least - 1).astype(np.int64)
-        greater = count(s, masked, tcol, True).cpu().numpy()
+        greater = greater.cpu().numpy()
         code = SPLIT_CODES[split]
         rng = np.random.default_rng([int(self.ev.negatives_seed), code])
         u = rng.random(self.domain.n_users + 1)[users]

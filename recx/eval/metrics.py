@@ -9,13 +9,17 @@ from __future__ import annotations
 import numpy as np
 
 KNOWN = ("Recall", "HR", "NDCG", "MRR", "AUC")
+# the rank of a target that is not a candidate (a history item under a forced mask): a miss at
+# every cut-off, whatever the catalogue size
+MISS = np.iinfo(np.int32).max - 1
 
 
 def per_user(ranks: np.ndarray, metric: str, k: int | None = None,
              n_candidates: np.ndarray | None = None) -> np.ndarray:
     r = np.asarray(ranks, dtype=np.float64)
     if metric == "AUC":
-        return 1.0 - r / np.maximum(np.asarray(n_candidates, dtype=np.float64) - 1, 1)
+        auc = 1.0 - r / np.maximum(np.asarray(n_candidates, dtype=np.float64) - 1, 1)
+        return np.where(r >= MISS, 0.0, auc)
     hit = r < k
     if metric in ("Recall", "HR"):
         return hit.astype(np.float64)

@@ -26,7 +26,7 @@ class Capabilities:
     zero_shot: bool = False  # scores a domain whose items it never saw (no item-ID parameters)
     needs_text: bool = False  # requires item text embeddings
     needs_time: bool = False  # requires timestamps (PrepRec)
-    sequential: bool = True  # uses the order of the history; drives eval.mask_history=auto
+    sequential: bool = True  # uses the order of the history
     finetune: bool = False  # supports the finetune stage
     trainable: bool = True  # has gradient-trained parameters (Pop: False)
 

@@ -13,10 +13,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from recx import __version__
-from recx.config.hashing import stable_hash, stat_identity
+from recx.config.hashing import drop_keys, stable_hash, stat_identity
 from recx.data.domain import DomainData, load_domain
 from recx.eval.cache import scorer_key
-from recx.eval.evaluator import Evaluator, SplitResult, resolve_mask
+from recx.eval.evaluator import Evaluator, SplitResult
 from recx.store import Store, atomic_write_json, git_state
 from recx.train import checkpoint
 
@@ -71,12 +71,11 @@ def score_fn(model):
     return fn
 
 
-def make_evaluator(ctx: Context, model, domain, ev=None, sequential: bool | None = None,
-                   label: str | None = None) -> Evaluator:
+def make_evaluator(ctx: Context, model, domain, ev=None, label: str | None = None) -> Evaluator:
+    """The evaluator of `domain`'s candidate policy: the same candidates for every model."""
     ev = ev if ev is not None else ctx.cfg.eval
     model.eval()  # evaluation never runs with dropout
-    seq = model.capabilities.sequential if sequential is None else sequential
-    return Evaluator(domain, ev, mask_history=resolve_mask(ev, seq), cache_root=ctx.cfg.paths.cache,
+    return Evaluator(domain, ev, cache_root=ctx.cfg.paths.cache,
                      max_len=getattr(model, "max_len", 50), device=model.device,
                      label=label or model.name, progress=ctx.progress,
                      query_order=getattr(model, "query_order", None))
@@ -107,6 +106,38 @@ def validation_score(ctx: Context, model, domains: list[DomainData]) -> float:
     return float(np.mean(scores))
 
 
+# what never makes two runs different experiments: bookkeeping, printing, and the reporting
+# side of `eval` (the candidate set and cut-offs are in each row's protocol already)
+_NOT_EXPERIMENT = ("seed", "progress", "print_config", "paths", "optimized_metric", "hydra",
+                   "threads", "figures", "offline", "store", "tag")
+_EVAL_REPORTING = ("candidates", "n_negatives", "sampler", "popularity_power",
+                   "share_valid_test_negatives", "negatives_seed", "mask_history",
+                   "mask_variants", "ties", "metrics", "ks", "batch_users", "max_scores",
+                   "slices", "sample_users", "cache", "save_ranks")
+
+
+def experiment_config(cfg) -> dict:
+    """The run's config apart from its seed, bookkeeping and reporting-side evaluation keys."""
+    tree = drop_keys(OmegaConf.to_container(cfg, resolve=False), _NOT_EXPERIMENT)
+    if isinstance(tree.get("eval"), dict):
+        tree["eval"] = drop_keys(tree["eval"], _EVAL_REPORTING)
+    return tree
+
+
+def experiment_hash(cfg) -> str:
+    """`recx report` averages only rows that share it: runs that differ in their seed alone."""
+    return stable_hash(experiment_config(cfg))
+
+
+def _task_overrides() -> list[str]:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return [str(o) for o in HydraConfig.get().overrides.task]
+    except (ValueError, ImportError):
+        return []
+
+
 def base_row(ctx: Context, **fields) -> dict:
     cfg = ctx.cfg
     git = git_state()
@@ -120,6 +151,7 @@ def base_row(ctx: Context, **fields) -> dict:
     row.update(fields)
     row.update({
         "config_hash": stable_hash(OmegaConf.to_container(cfg, resolve=False)),
+        "experiment_hash": experiment_hash(cfg), "overrides": _task_overrides(),
         "device": str(ctx.device), "deterministic": bool(cfg.deterministic),
         "recx_version": __version__, "git_sha": git["git_sha"], "git_dirty": git["git_dirty"],
         "duration_s": round(time.time() - ctx.started, 3),
@@ -128,28 +160,31 @@ def base_row(ctx: Context, **fields) -> dict:
     return row
 
 
-def eval_fields(ev, evaluator: Evaluator) -> dict:
+def eval_fields(ev, evaluator: Evaluator, res: SplitResult) -> dict:
+    """The protocol of one candidate set: `policy` is true on the domain's own rule."""
     return {
-        "protocol": evaluator.protocol, "scenario": str(ev.scenario),
-        "candidates": str(ev.candidates),
+        "protocol": evaluator.protocol_of(res), "policy": bool(res.policy),
+        "scenario": str(ev.scenario), "candidates": str(ev.candidates),
         "n_negatives": int(ev.n_negatives) if ev.candidates == "sampled" else None,
         "sampler": str(ev.sampler) if ev.candidates == "sampled" else None,
-        "mask_history": "n-a" if ev.candidates == "sampled" else
-        ("on" if evaluator.mask else "off"),
+        "mask_history": "n-a" if res.mask is None else ("on" if res.mask else "off"),
         "ties": str(ev.ties), "negatives_seed": int(ev.negatives_seed),
     }
 
 
 def result_rows(ctx: Context, res: SplitResult, evaluator: Evaluator, domain: DomainData, *,
                 variant: int = 0, **fields) -> list[dict]:
+    """Rows of every candidate set counted (the policy's, then the other rule's)."""
     ev = evaluator.ev
     rows = []
-    for slice_name, mets in res.metrics(list(ev.metrics), list(ev.ks), variant).items():
-        n_users = mets.pop("n_users")
-        rows.append(base_row(
-            ctx, split=res.split, slice=slice_name, target=domain.name, **fields,
-            **eval_fields(ev, evaluator), n_users=n_users, n_items=int(domain.n_items),
-            n_repeat_targets=int(res.n_repeat_targets), data_hash=domain.data_hash, **mets))
+    for cand in res.candidate_sets():
+        for slice_name, mets in cand.metrics(list(ev.metrics), list(ev.ks), variant).items():
+            n_users = mets.pop("n_users")
+            rows.append(base_row(
+                ctx, split=cand.split, slice=slice_name, target=domain.name, **fields,
+                **eval_fields(ev, evaluator, cand), n_users=n_users,
+                n_items=int(domain.n_items), n_repeat_targets=int(cand.n_repeat_targets),
+                data_hash=domain.data_hash, **mets))
     return rows
 
 

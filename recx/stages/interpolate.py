@@ -15,6 +15,7 @@ import torch
 from recx import artifacts
 from recx.config.resolvers import source_key
 from recx.errors import ConfigError
+from recx.eval import metrics as M
 from recx.eval.cache import scorer_key
 from recx.eval.interpolation import Blend, gated_alpha, select_alpha
 from recx.models.registry import build_model, model_class
@@ -66,7 +67,6 @@ def run(ctx: Context) -> StageResult:
     target = ctx.domain(cfg.target)
     t_model, t_hash = transferred_model(ctx, target)
     d_model, d_hash = base_model(ctx, target)
-    seq = t_model.capabilities.sequential or d_model.capabilities.sequential
     max_len = max(getattr(t_model, "max_len", 1), getattr(d_model, "max_len", 1))
 
     def both(batch, cand):
@@ -80,8 +80,7 @@ def run(ctx: Context) -> StageResult:
 
     blend = Blend(alphas, str(ip.norm))
     ev = cfg.eval
-    evaluator = make_evaluator(ctx, t_model, target, ev, sequential=seq,
-                               label=f"{t_model.name}+{d_model.name}")
+    evaluator = make_evaluator(ctx, t_model, target, ev, label=f"{t_model.name}+{d_model.name}")
     evaluator.max_len = max_len
     # α grid and norm are in cfg; the blending code counts for this scorer's key only
     key = scorer_key(cfg, ctx.device, t_model, d_model, code=("recx.eval.interpolation",))
@@ -92,8 +91,6 @@ def run(ctx: Context) -> StageResult:
 
     def score(split, i, sel=None):
         res = results[split]
-        from recx.eval import metrics as M
-
         r = res.ranks[i] if sel is None else res.ranks[i][sel]
         return M.compute(r, [mname], [int(k)])[metric]
 
@@ -108,7 +105,9 @@ def run(ctx: Context) -> StageResult:
         if ip.holdout_check else {}
     skey = source_key(cfg.source) if t_model.capabilities.trainable else None
     rows = []
-    base_test = test_curve[i0] if i0 is not None else None
+    base_test = {} if i0 is None else {  # the base alone (α = 0) under each candidate set
+        c.policy: M.compute(c.ranks[i0], [mname], [int(k)])[metric]
+        for c in results["test"].candidate_sets()}
     for i, a in enumerate(alphas):
         for split in ("valid", "test"):
             fields = dict(setting="interpolate", model=t_model.name, base=d_model.name,
@@ -121,13 +120,13 @@ def run(ctx: Context) -> StageResult:
                 fields.update(alpha_gain_lower_bound=gate["bound"],
                               tag=cfg.get("tag") or "alpha_gated")
             new = result_rows(ctx, results[split], evaluator, target, variant=i, **fields)
-            if split == "test" and i == best and base_test:
-                for r in new:
-                    if r["slice"] == "all":
-                        r["gain_vs_base"] = test_curve[i] / base_test - 1
+            if split == "test" and i == best:
+                for r in new:  # each candidate set against its own base (the policy's first)
+                    if r["slice"] == "all" and base_test.get(r["policy"]):
+                        r["gain_vs_base"] = r[metric] / base_test[r["policy"]] - 1
             rows += new
     log.info("α* = %.2f (valid %s %.4f); test %s %.4f vs base %.4f", alphas[best], metric,
-             valid_curve[best], metric, test_curve[best], base_test or float("nan"))
+             valid_curve[best], metric, test_curve[best], base_test.get(True, float("nan")))
     from recx.plots import alpha_curve
 
     alpha_curve(ctx.run_dir, alphas, valid_curve, test_curve, best, metric,
@@ -142,8 +141,6 @@ def _gate(ip, valid, alphas, valid_curve, i0, metric, seed) -> dict | None:
     significant (paired bootstrap over the validation users); None under select=argmax."""
     if str(ip.select) == "argmax":
         return None
-    from recx.eval import metrics as M
-
     name, k = metric.split("@")
     best, bound = gated_alpha(
         alphas, valid_curve, lambda i: M.per_user(valid.ranks[i], name, int(k)), i0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from recx.data.repeats import policy
 from recx.stages import StageResult
 from recx.store import atomic_write_json
 
@@ -13,6 +14,8 @@ def run(ctx) -> StageResult:
     cfg = ctx.cfg
     domain = ctx.domain(cfg.dataset)
     stats = dict(domain.stats)
+    stats["repeats"] = domain.repeats  # (cache entries of older versions lack them)
+    stats["candidate_policy"] = policy(domain.repeats)
     stats["cache_entry"] = str(domain.path)
     atomic_write_json(ctx.run_dir / "stats.json", stats)
     if cfg.figures:
@@ -45,3 +48,10 @@ def print_stats(stats: dict) -> None:
         f"{json.dumps(stats['split'])}\n"
         f"items with text: {100 * stats['items_with_text']:.1f}% "
         f"({stats['items_without_text']} without; fields {stats['text_fields']})")
+    rep = stats["repeats"]
+    console.print(
+        f"repeated (user, item) events: {rep['events']} ({100 * rep['share']:.1f} %), "
+        f"{100 * rep['test_target_share']:.1f} % of test targets → candidate policy "
+        f"{stats['candidate_policy']} for every model "
+        + ("(the user's history is never a candidate)" if stats["candidate_policy"] == "mask=on"
+           else "(repeats are kept: every item is a candidate)"))

@@ -4,8 +4,12 @@ Rows are filtered by `report.where`, de-duplicated (the newest run per identity 
 aggregated as mean ± sample std over seeds with n, and pivoted by `report.rows` × `report.cols`.
 An identity field that varies among the selected rows but is in neither (the source, the
 fine-tuning mode, the cold-setting user fraction, a run's `tag`, …) is added to the rows, so a
-cell never averages two different experiments as if they were seeds.
+cell never averages two different experiments as if they were seeds; and a cell pools only runs
+whose configs are equal apart from the seed (`experiment_hash`): otherwise a `config` column
+names the keys that differ and keeps them apart.
 Rows of different protocols never share a column: the protocol is part of the column key.
+`report.candidates` picks the candidate sets: the target's policy (the default), the other rule's
+rows (`other`), or both (the protocol's `mask=` keeps them in columns of their own).
 `report.layout=matrix` draws one source × target table per (model, setting, …, protocol) with a
 heatmap and a bar chart with seed error bars.
 """
@@ -33,7 +37,7 @@ IDENTITY = ["stage", "setting", "model", "mode", "base", "source", "target", "sp
             "alpha", "protocol", "user_fraction", "tag", "paper_compat"]
 # what one source × target matrix holds fixed
 MATRIX_GROUP = ["model", "mode", "setting", "base", "user_fraction", "tag", "paper_compat", "split",
-                "slice", "protocol"]
+                "slice", "protocol", "config"]
 # identity fields added to a table's rows when they vary (never averaged over)
 SPLIT_FIELDS = ["source", "base", "mode", "user_fraction", "tag", "paper_compat", "setting",
                 "model", "split", "slice"]
@@ -66,15 +70,92 @@ def select(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
         values = want if isinstance(want, list) else [want]
         keep &= frame[key].map(lambda v, vals=values: v in vals or str(v) in map(str, vals))
     out = frame[keep].copy()
-    # the newest row per (identity, seed)
-    for c in [*IDENTITY, "seed"]:
+    # the newest row per (identity, experiment, seed)
+    for c in [*IDENTITY, "seed", "experiment_hash"]:
         if c not in out:
             out[c] = None
     out["user_fraction"] = out["user_fraction"].fillna(1.0)  # rows from before the field
     out["paper_compat"] = out["paper_compat"].map(_compat_key)
     out = out.sort_values("finished_at").drop_duplicates(
-        [*IDENTITY, "seed"], keep="last") if "finished_at" in out else out
+        [*IDENTITY, "experiment_hash", "seed"], keep="last") if "finished_at" in out else out
     return out
+
+
+def candidate_rows(frame: pd.DataFrame, which: str) -> pd.DataFrame:
+    """The rows of the target's candidate policy (`policy`), of the other rule (`other`), or
+    both. Rows without the field (sampled candidates, older runs) count as the policy's."""
+    if which not in ("policy", "other", "both"):
+        raise ConfigError(f"report.candidates={which!r}", hint="use policy, other or both")
+    if which == "both" or frame.empty:
+        return frame
+    policy = frame["policy"].map(lambda v: v is not False) if "policy" in frame else \
+        pd.Series(True, index=frame.index)
+    return frame[policy if which == "policy" else ~policy]
+
+
+def split_experiments(frame: pd.DataFrame, keys: list[str]) -> bool:
+    """Give rows a `config` column where one cell (equal `keys` apart from the seed) holds runs
+    of different configs; True when it did. The column names what differs: the keys of the
+    runs' saved Hydra configs, else their overrides, else the config hash."""
+    keys = [k for k in keys if k in frame]
+    if "experiment_hash" not in frame or frame.empty:
+        return False
+    exp = frame["experiment_hash"].astype(object).where(frame["experiment_hash"].notna(), ABSENT)
+    per_cell = exp.groupby([frame[k].astype(str) for k in keys], dropna=False).nunique()
+    if (per_cell <= 1).all():
+        return False
+    frame["config"] = ABSENT
+    for _, idx in frame.groupby([frame[k].astype(str) for k in keys], dropna=False).groups.items():
+        cell_rows = frame.loc[idx]
+        hashes = list(dict.fromkeys(exp.loc[idx]))
+        if len(hashes) <= 1:
+            continue
+        firsts = {h: cell_rows[exp.loc[idx] == h].iloc[0] for h in hashes}
+        labels = _differences(firsts)
+        for h in hashes:
+            frame.loc[idx[(exp.loc[idx] == h).to_numpy()], "config"] = labels[h]
+        log.warning("report: runs of %s differ in more than the seed (%s): kept apart",
+                    " · ".join(f"{k}={cell_rows.iloc[0][k]}" for k in keys
+                               if cell_rows.iloc[0][k] not in (None, ABSENT)),
+                    "; ".join(labels.values()))
+    return True
+
+
+def _differences(firsts: dict) -> dict:
+    """hash → 'key=value, …' of what sets its run apart from the others in one cell."""
+    flat = {h: _run_config(r) for h, r in firsts.items()}
+    if all(flat.values()):
+        keys = sorted(set().union(*flat.values()))
+        differ = [k for k in keys if len({str(f.get(k)) for f in flat.values()}) > 1]
+        if differ:
+            return {h: ", ".join(f"{k}={f.get(k)}" for k in differ) for h, f in flat.items()}
+    over = {h: {o for o in (r.get("overrides") or []) if not o.startswith("seed=")}
+            for h, r in firsts.items()}
+    common = set.intersection(*over.values()) if over else set()
+    return {h: ", ".join(sorted(over[h] - common)) or f"config {h}" for h in firsts}
+
+
+def _run_config(row) -> dict:
+    """The run's saved config (`.hydra/config.yaml` of its run dir) as dotted keys, minus the
+    seed and the bookkeeping; {} when it is not there."""
+    from recx.stages.common import experiment_config
+
+    path = Path(str(row.get("run_dir") or "")) / ".hydra" / "config.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        tree = experiment_config(OmegaConf.load(path))
+    except Exception:  # an unreadable config only loses the detail
+        return {}
+    return dict(_flatten(tree))
+
+
+def _flatten(tree, prefix=""):
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _flatten(v, f"{prefix}{k}.")
+    else:
+        yield prefix[:-1], tree
 
 
 def _compat_key(switches):
@@ -130,7 +211,8 @@ def run(ctx) -> StageResult:
     cfg = ctx.cfg
     rc = cfg.report
     where = OmegaConf.to_container(rc.where, resolve=True) or {}
-    frame = select(collect(rc.inputs), where)
+    frame = candidate_rows(select(collect(rc.inputs), where),
+                           str(rc.get("candidates", "policy")))
     if frame.empty:
         raise ConfigError(f"no metrics rows match report.inputs={list(rc.inputs)} and "
                           f"report.where={where}",
@@ -158,6 +240,9 @@ def run(ctx) -> StageResult:
             keys = list(dict.fromkeys([*rows, *rc.cols, "protocol"]))
             if rc.allow_mixed_protocols:
                 keys.remove("protocol")
+    if split_experiments(frame, [k for k in keys if k != "config"]):
+        rows.append("config")
+        keys = list(dict.fromkeys([*keys, "config"]))
     agg = aggregate(frame, keys, metrics)
     out_dir = Path(cfg.paths.outputs) / "tables" / rc.name
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -156,18 +156,19 @@ def print_results(table: pd.DataFrame, title: str) -> None:
         t.add_row(*[fmt(r[c]) for c in cols])
     console.print(t)
     protos = sorted(table["protocol"].astype(str).unique()) if "protocol" in table else []
-    console.print("protocols: " + ", ".join(protos) + "  (mask=on: history masked, the "
-                  "RecBole convention for non-sequential models)")
+    console.print("protocols: " + ", ".join(protos) + "  (mask=on: the user's history is "
+                  "not a candidate, for every model; the domain's policy)")
     if any("sampled" in p for p in protos):
         console.print(f"[yellow]{SAMPLED_BANNER}[/yellow]")
 
 
 def results_table(rows: list[dict]) -> pd.DataFrame:
     """One pivot: rows (setting, model, base), test metrics, α* for interpolation rows,
-    mean over seeds."""
+    mean over seeds; the target's candidate policy only (the other rule's rows stay in
+    metrics.json)."""
     frame = pd.DataFrame([r for r in rows if r.get("split") == "test" and
                           r.get("slice", "all") == "all" and r.get("selected") is not False
-                          and r.get("status", "ok") == "ok"])
+                          and r.get("policy") is not False and r.get("status", "ok") == "ok"])
     if frame.empty:
         return frame
     metrics = [c for c in frame.columns if "@" in c]
@@ -197,7 +198,7 @@ def _alpha_figure(out, rows, metric: str) -> None:
     from recx.plots import alpha_curves
 
     frame = pd.DataFrame([r for r in rows if r.get("setting") == "interpolate"
-                          and r.get("slice") == "all"])
+                          and r.get("slice") == "all" and r.get("policy") is not False])
     curves = []
     if frame.empty or metric not in frame:
         return

@@ -40,6 +40,33 @@ def test_recx_run_tiny(tmp_path):
     assert again.returncode == 0 and " epoch 1:" not in again.stdout
 
 
+def test_runs_started_together_keep_their_own_run_dirs(tmp_path, monkeypatch):
+    """Two runs of the same run name in the same second: two run dirs, each with its own
+    metrics under the `.hydra/` that made them."""
+    from recx.config import resolvers
+
+    monkeypatch.setattr(resolvers.time, "strftime", lambda fmt: "2026-01-01_00-00-00")
+    a, b = resolvers.fresh_dir(str(tmp_path / "x")), resolvers.fresh_dir(str(tmp_path / "x"))
+    assert (a, b) == (str(tmp_path / "x" / "2026-01-01_00-00-00"),
+                      str(tmp_path / "x" / "2026-01-01_00-00-00_2"))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "recx", "train", "model=pop",
+                               "dataset=tiny", f"eval={e}", f"paths.root={tmp_path}"],
+                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+             for e in ("full", "sampled100")]
+    assert all(p.wait(timeout=300) == 0 for p in procs), procs[0].stderr.read()[-2000:]
+    dirs = sorted((tmp_path / "outputs" / "runs" / "train" / "pop__tiny__s0").iterdir())
+    assert len(dirs) == 2
+    for d in dirs:
+        chosen = (d / ".hydra" / "overrides.yaml").read_text()
+        protocols = {r["protocol"] for r in json.loads((d / "metrics.json").read_text())["rows"]}
+        if "eval=full" in chosen:
+            assert all("/full/" in p for p in protocols)
+        else:
+            assert protocols == {"loo/sampled:100:uniform/mask=n-a/ties=pessimistic"}
+
+
 def stage(tmp_path, name, *over):
     fast = [] if name in ("preprocess", "report") else ["train=fast"]
     cfg = compose(name, [*over, *fast], root=tmp_path)
@@ -66,7 +93,8 @@ def test_stages_chain_and_cache_hits(tmp_path):
     res = stage(tmp_path, "interpolate", "model=preprec", "base=sasrec", "source=tiny",
                 "target=tiny_b")
     sel = [r for r in res.rows if r["selected"] and r["split"] == "test"]
-    assert len(sel) == 1 and "gain_vs_base" in sel[0]
+    assert [r["policy"] for r in sel] == [True, False]  # the other candidate set beside it
+    assert all("gain_vs_base" in r for r in sel)
     assert (res.rows[0]["run_dir"] and Path(res.rows[0]["run_dir"], "alpha_curve.png").exists())
     cfg = compose("report", [f"report.inputs=[{tmp_path}/runs/**/metrics.json]"], root=tmp_path)
     rep = execute(cfg, tmp_path / "runs" / "report")

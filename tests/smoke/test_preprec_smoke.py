@@ -54,15 +54,17 @@ def test_preprec_stages_on_tiny(tmp_path, monkeypatch):
                         lambda alphas, curve: curves.append(list(curve)) or choose(alphas, curve))
     rows = stage("interpolate", [*common, *target, "base=sasrec"], tmp_path)
     by_split = {s: [r["NDCG@10"] for r in sorted(rows, key=lambda r: r["alpha"])
-                    if r["split"] == s and r["slice"] == "all"] for s in ("valid", "test")}
+                    if r["split"] == s and r["slice"] == "all" and r["policy"]]
+                for s in ("valid", "test")}
     assert curves[0] == pytest.approx(by_split["valid"]) and curves[0] != by_split["test"]
-    assert sum(r["selected"] is True for r in rows if r["slice"] == "all") == 2  # valid + test
+    # valid + test, each under the policy's candidates and the other rule's
+    assert sum(r["selected"] is True for r in rows if r["slice"] == "all") == 4
     assert all(r["paper_compat"] == [] for r in rows)  # reports keep compat blends apart
     assert (tmp_path / "runs" / "interpolate" / "alpha_curve.png").exists()
     # the significance-gated α: its own tag; α* stays only with a positive lower bound
     rows = stage("interpolate", [*common, *target, "base=sasrec", "interpolate.select=gated",
                                  "interpolate.holdout_check=true"], tmp_path)
-    chosen = [r for r in rows if r["selected"] is True and r["slice"] == "all"]
+    chosen = [r for r in rows if r["selected"] is True and r["slice"] == "all" and r["policy"]]
     assert {r["tag"] for r in rows} == {"alpha_gated"} and len(chosen) == 2
     # holdout check: α from half A of the validation users, scored on half B beside the base
     grid = sorted({r["alpha"] for r in rows})

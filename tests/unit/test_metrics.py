@@ -72,12 +72,14 @@ def test_full_ranking_optimistic_and_masked(domain, tmp_path):
     assert m["NDCG@2"] == pytest.approx((2 / math.log2(3) + 1) / 3)
 
 
-def test_target_is_never_masked(tmp_path):
+def test_forced_mask_makes_a_history_target_a_miss(tmp_path, caplog):
     d = domain_from_frame(timeline_frame({"u": [("a", 1), ("b", 2), ("c", 3), ("a", 4)]}),
                           dedup="all")
     e = Evaluator(d, ev(), mask_history=True, cache_root=tmp_path)
     res = e.run(lambda b, c: torch.tensor([[0.0, 1.0, 0.5, 0.2]]), "test")
-    assert res.ranks[0].tolist() == [0] and res.n_repeat_targets == 1
+    assert res.ranks[0].tolist() == [M.MISS] and res.n_repeat_targets == 1
+    assert res.metrics(["Recall", "NDCG"], [10])["all"]["Recall@10"] == 0.0
+    assert "1 of 1 targets (100.0 %) are history items" in caplog.text
 
 
 def test_sampled_protocol_uses_never_seen_items(domain, tmp_path):

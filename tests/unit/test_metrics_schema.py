@@ -10,10 +10,12 @@ from tests.conftest import assert_valid_rows
 ROW = {"status": "ok", "stage": "interpolate", "setting": "interpolate", "model": "preprec",
        "mode": None, "base": "sasrec", "source": "synth_a+synth_b", "target": "synth_t",
        "split": "test", "slice": "all", "seed": 0, "alpha": 0.35, "selected": True,
-       "protocol": "loo/full/mask=off/ties=pessimistic", "scenario": "leave_one_out",
+       "protocol": "loo/full/mask=off/ties=pessimistic", "policy": True,
+       "scenario": "leave_one_out",
        "candidates": "full", "n_negatives": None, "mask_history": "off", "ties": "pessimistic",
        "n_users": 2000, "n_items": 1000, "n_repeat_targets": 0, "paper_compat": [],
        "data_hash": "0123456789ab", "ckpt_hash": "abcdef012345", "config_hash": "00ff00ff00ff",
+       "experiment_hash": "00ff00ff00aa", "overrides": [],
        "device": "cpu", "deterministic": True, "recx_version": "0.1.0", "duration_s": 1.5,
        "finished_at": "2026-12-07T00:00:00", "NDCG@10": 0.1234, "Recall@10": 0.25,
        "gain_vs_base": 0.04}

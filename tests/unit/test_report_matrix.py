@@ -109,6 +109,46 @@ def test_table_rows_split_by_identity_fields_that_vary(tmp_path):
                    ("a", 0.1, None): (0.105, 2), ("a", 1.0, "text_only"): (0.305, 2)}
 
 
+def test_cells_pool_only_runs_that_differ_in_their_seed(tmp_path):
+    """Seed 0 trained 51 epochs and seed 1 with train.max_epochs=4: two rows, each n=1, and
+    the column that says what differs (from each run's saved config); seeds 0 and 2 of the
+    default recipe are one cell."""
+    for seed, epochs, v in ((0, None, 0.39), (1, 4, 0.17), (2, None, 0.41)):
+        run_dir = tmp_path / "runs" / f"s{seed}"
+        (run_dir / ".hydra").mkdir(parents=True)
+        cfg = {"seed": seed, "model": {"name": "sasrec"},
+               "train": {"max_epochs": epochs, "amp": "auto"}}
+        (run_dir / ".hydra" / "config.yaml").write_text(json.dumps(cfg))
+        r = row("sasrec", None, "t1", seed, v, setting="in_domain")
+        r.update(run_dir=str(run_dir), experiment_hash="4" * 12 if epochs else "d" * 12,
+                 overrides=[f"seed={seed}"] + ([f"train.max_epochs={epochs}"] if epochs else []))
+        write_run(tmp_path, f"e{seed}", [r])
+    cfg = compose("report", ["report.metrics=[NDCG@10]", "report.name=e",
+                             "report.figures=false"], root=tmp_path)
+    res = report(Context(cfg=cfg, run_dir=tmp_path, device=torch.device("cpu")))
+    got = {r["config"]: (round(r["NDCG@10"], 4), r["n_seeds"]) for r in res.rows}
+    assert got == {"train.max_epochs=None": (0.4, 2), "train.max_epochs=4": (0.17, 1)}
+    # without saved configs, the overrides that are not shared say it
+    for p in tmp_path.glob("runs/*/.hydra/config.yaml"):
+        p.unlink()
+    res = report(Context(cfg=cfg, run_dir=tmp_path, device=torch.device("cpu")))
+    assert {r["config"] for r in res.rows} == {"config " + "d" * 12, "train.max_epochs=4"}
+
+
+def test_report_picks_the_policy_candidates_unless_asked(tmp_path):
+    on, off = "loo/full/mask=on/ties=pessimistic", "loo/full/mask=off/ties=pessimistic"
+    write_run(tmp_path, "m", [{**row("pop", None, "t1", 0, 0.04, protocol=on), "policy": True},
+                              {**row("pop", None, "t1", 0, 0.02, protocol=off),
+                               "policy": False}])
+    for which, want in (("policy", {on: 0.04}), ("other", {off: 0.02}),
+                        ("both", {on: 0.04, off: 0.02})):
+        cfg = compose("report", ["report.metrics=[NDCG@10]", f"report.name={which}",
+                                 "report.figures=false", f"report.candidates={which}"],
+                      root=tmp_path)
+        res = report(Context(cfg=cfg, run_dir=tmp_path, device=torch.device("cpu")))
+        assert {r["protocol"]: r["NDCG@10"] for r in res.rows} == want
+
+
 def test_paper_compat_runs_stay_apart_from_the_fixed_ones(tmp_path):
     """The same model, pair, protocol and seed with and without the original code's bugs: the
     newer row must not replace the older, nor the two be averaged; `[]` (none active) and rows
