@@ -270,7 +270,8 @@ class Evaluator:
         scores = score_fn(batch, cand)
         if scores.dim() == 2:
             scores = scores.unsqueeze(0)
-        scores = scores.float()
+        if scores.dtype != torch.float64:  # a model may break its ties below float32's step
+            scores = scores.float()
         if torch.isnan(scores).any():
             raise EvalError(f"{self.label} produced NaN scores on {split} (users {lo}…)",
                             hint="the model diverged: lower the learning rate or check inputs")

@@ -131,7 +131,7 @@ class PrepRec(RecModel):
     # ------------------------------------------------------------------ domain inputs
     def fit_inputs(self, domain) -> None:
         super().fit_inputs(domain)
-        cfg = PopularityConfig.from_dict(self.features, domain.time_scale,
+        cfg = PopularityConfig.from_dict(self.features, domain.time_scale, ts=domain.ts,
                                          year_reset_periods=self.compat["year_reset_periods"])
         key = (domain.data_hash, cfg.table_key().__repr__())
         entry = self._inputs.get(key)
@@ -140,8 +140,9 @@ class PrepRec(RecModel):
             if tables.n_coarse < cfg.coarse_history + 1:
                 log.warning(
                     "%s spans only %d coarse periods of %g days (< coarse_history + 1 = %d): most "
-                    "coarse blocks are zero. Check dataset.timestamp.unit, or give the dataset "
-                    "its own time_scale.", domain.name, tables.n_coarse, cfg.coarse_days,
+                    "coarse blocks are zero. Check dataset.timestamp.unit, or scale the periods "
+                    "to the domain (model.features.periods=auto, or the dataset's own "
+                    "time_scale).", domain.name, tables.n_coarse, cfg.coarse_days,
                     cfg.coarse_history + 1)
             t = torch.from_numpy
             entry = {"tables": tables, "domain": domain,

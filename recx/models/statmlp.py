@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -99,19 +100,28 @@ class StatMLP(RecModel):
         Larger domains with at most this many pairs keep the edge clusters of every user ranked
         once (1 byte per pair, filled lazily), so later rankings of that user skip the
         assignment (the costly part); 0 = assign anew every time.
+    tie_break : str, default "item_degree"
+        item_degree: items the MLP scores equally (identical input bins) are ordered by their
+        training events, more first; none: they tie (the evaluator ranks a target after every
+        item it ties with). A scoring rule, not a weight: it is left out of the pretrain hash.
     """
 
     name = "statmlp"
     capabilities = Capabilities(zero_shot=True, needs_text=False, needs_time=False,
                                 sequential=False, finetune=False, trainable=True)
     max_len = 1  # the history window is never read: users are described by their statistics
+    posttrain_keys: ClassVar[tuple[str, ...]] = ("tie_break",)
 
     def __init__(self, n_items: int = 0, *, architecture: str = "pair_mlp",
                  hidden: list[int] | tuple[int, ...] = (256, 128, 64), dropout: float = 0.1,
                  features: dict | None = None, optim: dict | None = None,
                  multi_source: dict | None = None, score_chunk_items: int = 4096,
-                 score_cache_pairs: int = 25_000_000, edge_cache_pairs: int = 2_000_000_000):
+                 score_cache_pairs: int = 25_000_000, edge_cache_pairs: int = 2_000_000_000,
+                 tie_break: str = "item_degree"):
         super().__init__(n_items, {**DEFAULT_OPTIM, **(optim or {})})
+        if tie_break not in ("item_degree", "none"):
+            raise ConfigError(f"model.tie_break={tie_break!r}", hint="use item_degree or none")
+        self.tie_break = tie_break
         features = dict(features or {})
         fields = list(features.pop("fields", ALL_FIELDS))
         self.stats_cfg = GraphStatsConfig.from_dict(features)
@@ -231,8 +241,10 @@ class StatMLP(RecModel):
             entry[f"{side}_codes"] = torch.from_numpy(sel)
             entry[f"{side}_tuples"] = torch.from_numpy(tuples.reshape(len(tuples), -1))
             entry[f"{side}_tid"] = torch.from_numpy(tid.reshape(-1).astype(np.int64))
+        degree = np.bincount(ei, minlength=N + 1).astype(np.float64)
         entry.update(edge_u=eu, edge_i=ei, edge_label=elabel, n_items=N,
-                     seen=np.unique(eu * (N + 1) + ei))
+                     seen=np.unique(eu * (N + 1) + ei),
+                     tie=torch.from_numpy(degree / (degree.max() + 1)))  # in [0, 1)
         return entry
 
     @property
@@ -412,6 +424,21 @@ class StatMLP(RecModel):
         return scores
 
     def score_all(self, batch: SeqBatch) -> torch.Tensor:
+        return self._break_ties(self._score_all(batch), None)
+
+    def _break_ties(self, s: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
+        """Order equal scores by the items' training events (`tie_break=item_degree`), without
+        reordering any two different scores: each float32 score s moves up by less than half
+        the gap to the next float32 value, in float64 (s + r · gap / 2 with r in [0, 1))."""
+        if self.tie_break == "none":
+            return s
+        s = s.float()
+        gap = (torch.nextafter(s, torch.full_like(s, torch.inf)) - s).double()
+        tie = self.entry["tie"]
+        r = tie[None, :] if items is None else tie[items]
+        return s.double() + r * gap / 2
+
+    def _score_all(self, batch: SeqBatch) -> torch.Tensor:
         e = self.entry
         dev = self.device
         users = batch.users.to(dev)
@@ -497,7 +524,8 @@ class StatMLP(RecModel):
         dev = self.device
         cand = cand.to(dev)
         users = batch.users.to(dev)[:, None].expand_as(cand)
-        return self.pair_scores(users.reshape(-1), cand.reshape(-1)).view(cand.shape)
+        raw = self.pair_scores(users.reshape(-1), cand.reshape(-1)).view(cand.shape)
+        return self._break_ties(raw, cand)
 
 
 def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:

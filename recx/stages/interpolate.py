@@ -76,7 +76,10 @@ def run(ctx: Context) -> StageResult:
                 b = _trim(batch, m.max_len)
             return m.score_all(b) if cand is None else m.score_candidates(b, cand)
 
-        return torch.stack([one(t_model).float(), one(d_model).float()])
+        t, d = one(t_model), one(d_model)
+        # float64 where a model breaks its ties below float32's step (statmlp)
+        dtype = torch.float64 if torch.float64 in (t.dtype, d.dtype) else torch.float32
+        return torch.stack([t.to(dtype), d.to(dtype)])
 
     blend = Blend(alphas, str(ip.norm))
     ev = cfg.eval

@@ -15,6 +15,7 @@ from recx.data.features.popularity import (
     AdjustedFine,
     PopularityConfig,
     active_percentiles,
+    auto_period_days,
     build_popularity,
     encode,
     feat_hash,
@@ -233,6 +234,25 @@ def test_time_scale_override_and_hash():
     assert feat_hash(d, PopularityConfig(encoding="sinusoidal")) == feat_hash(d, PopularityConfig())
     with pytest.raises(ConfigError, match="coarse_dayz"):
         PopularityConfig.from_dict({"coarse_dayz": 3})
+
+
+def test_auto_periods_scale_to_the_domain_span():
+    day = 86400
+    # 100 events evenly over 260 days: the central 98 % span 254.8 days; 2 × 13 coarse periods
+    # → 9.8 days, the fine period keeps 7/30 of it
+    ts = np.linspace(0, 260 * day, 100)
+    coarse, fine = auto_period_days(ts, 12, 30, 7)
+    assert coarse == pytest.approx(254.8 / 26) and fine == pytest.approx(coarse * 7 / 30)
+    # ten years already fill the history: the configured lengths stay
+    assert auto_period_days(np.linspace(0, 3650 * day, 100), 12, 30, 7) == (30.0, 7.0)
+    cfg = PopularityConfig.from_dict({"periods": "auto"}, ts=ts)
+    assert cfg.coarse_days == pytest.approx(coarse)
+    # a dataset's own time_scale still wins; fixed ignores the span
+    assert PopularityConfig.from_dict({"periods": "auto"}, {"coarse_days": 2}, ts=ts
+                                      ).coarse_days == 2
+    assert PopularityConfig.from_dict({"periods": "fixed"}, ts=ts).coarse_days == 30
+    with pytest.raises(ConfigError, match="periods"):
+        PopularityConfig.from_dict({"periods": "sometimes"})
 
 
 def test_tables_are_cached_in_the_store(tmp_path):

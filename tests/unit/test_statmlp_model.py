@@ -54,7 +54,7 @@ def test_full_ranking_equals_pair_scores(toy, architecture, cache_pairs, edge_pa
     monkeypatch.setattr(statmlp, "_KEY_PAIRS", key_pairs)
     monkeypatch.setattr(statmlp, "_TABLE_FLOATS", table)
     m = model(architecture=architecture, score_cache_pairs=cache_pairs,
-              edge_cache_pairs=edge_pairs, score_chunk_items=7)
+              edge_cache_pairs=edge_pairs, score_chunk_items=7, tie_break="none")
     m.fit_inputs(toy)
     m.eval()
     users = list(range(1, toy.n_users + 1))
@@ -73,6 +73,32 @@ def test_full_ranking_equals_pair_scores(toy, architecture, cache_pairs, edge_pa
         again = m.score_all(batch_of(toy, users))
         torch.testing.assert_close(again[:, 1:], all_pairs(m, toy)[:, 1:], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(again[:, 1:], full[:, 1:])
+
+
+def test_ties_are_broken_by_item_degree_and_nothing_else_moves(toy):
+    raw, tied = model(tie_break="none"), model(tie_break="item_degree")
+    users = list(range(1, toy.n_users + 1))
+    cand = torch.tensor([[3, 1, 25, 7]] * len(users))
+    for m in (raw, tied):
+        m.fit_inputs(toy)
+        m.eval()
+    with torch.no_grad():
+        s32 = raw.score_all(batch_of(toy, users))[:, 1:]
+        s64 = tied.score_all(batch_of(toy, users))[:, 1:]
+        sampled = tied.score_candidates(batch_of(toy, users), cand)
+    assert s64.dtype == torch.float64 and torch.equal(s64.float(), s32)  # same float32 values
+    degree = torch.bincount(torch.from_numpy(tied.entry["edge_i"]), minlength=toy.n_items + 1)
+    deg = degree[1:].double()
+    n_ties = 0
+    for u in range(len(users)):
+        a, b = s32[u][:, None], s32[u][None, :]
+        before = (a > b) | ((a == b) & (deg[:, None] > deg[None, :]))  # the lexicographic order
+        assert torch.equal(s64[u][:, None] > s64[u][None, :], before)
+        n_ties += int(((a == b) & (deg[:, None] != deg[None, :])).sum())
+    assert n_ties > 0  # the toy has equal scores of items with different degrees
+    torch.testing.assert_close(sampled, s64[:, [2, 0, 24, 6]])
+    with pytest.raises(ConfigError, match="tie_break"):
+        model(tie_break="random")
 
 
 @pytest.mark.parametrize("n", [0, 3, 10_000])  # none, under one slice, slices and a remainder

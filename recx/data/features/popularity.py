@@ -42,6 +42,29 @@ _TABLE_KEYS = ("coarse_days", "fine_days", "coarse_history", "coarse_decay", "co
                "fine_window", "popularity_source", "skip_empty_periods", "year_reset_periods")
 
 
+# periods=auto: the central events of a domain span at least this many coarse histories
+AUTO_HISTORIES = 2
+AUTO_SPAN_QUANTILES = (0.01, 0.99)  # the central 98 % of events: a few stray dates never decide
+
+
+def auto_period_days(ts: np.ndarray, coarse_history: int, coarse_days: float,
+                     fine_days: float) -> tuple[float, float]:
+    """Period lengths scaled to a domain's time span (`features.periods=auto`).
+
+    The coarse period is the configured one, shortened where the central 98 % of the domain's
+    events span fewer than AUTO_HISTORIES × (coarse_history + 1) of them, so that a query in
+    the second half of the timeline sees a full coarse history; the fine period keeps its ratio
+    to the coarse one. Long domains keep the paper's 30/7 days; a one-year domain gets about
+    13/3, MovieLens-100K (7 months) about 7/1.7 (the official code used 10/2 on such data)."""
+    if len(ts) == 0:
+        return float(coarse_days), float(fine_days)
+    lo, hi = np.quantile(np.asarray(ts, dtype=np.float64), AUTO_SPAN_QUANTILES)
+    span = float(hi - lo) / 86400.0
+    wanted = AUTO_HISTORIES * (int(coarse_history) + 1)
+    coarse = min(float(coarse_days), max(span / wanted, 1.0 / 24))  # at least an hour
+    return coarse, coarse * float(fine_days) / float(coarse_days)
+
+
 @dataclass(frozen=True)
 class PopularityConfig:
     """The `features` block of conf/model/preprec.yaml (plus the year-reset compat switch)."""
@@ -58,18 +81,24 @@ class PopularityConfig:
     popularity_source: str = "all_causal"
     skip_empty_periods: bool = True
     year_reset_periods: bool = False
+    periods: str = "fixed"
 
     @classmethod
     def from_dict(cls, block: dict | None, time_scale: dict | None = None,
-                  **extra) -> PopularityConfig:
-        """Build from the model's `features` block; a domain's `time_scale` overrides the period
-        lengths (the right time scale is a property of the domain, not of the weights)."""
+                  ts: np.ndarray | None = None, **extra) -> PopularityConfig:
+        """Build from the model's `features` block. The period lengths are a property of the
+        domain, not of the weights: a domain's `time_scale` sets them where it has one; else
+        `periods=auto` scales them to the domain's timestamps `ts` (`auto_period_days`)."""
         block = {**dict(block or {}), **extra}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(block) - known)
         if unknown:
             raise ConfigError(f"unknown model.features key(s) {unknown}",
                               hint=f"valid keys: {', '.join(sorted(known))}")
+        if block.get("periods", cls.periods) == "auto" and ts is not None:
+            base = cls(**block)
+            block["coarse_days"], block["fine_days"] = auto_period_days(
+                ts, base.coarse_history, base.coarse_days, base.fine_days)
         for key in ("coarse_days", "fine_days"):
             value = (time_scale or {}).get(key)
             if value is not None:
@@ -91,6 +120,8 @@ class PopularityConfig:
             problems.append(f"features.coarse_decay={self.coarse_decay} must be in (0, 1]")
         if self.encoding not in ("linear", "sinusoidal"):
             problems.append(f"features.encoding={self.encoding!r} must be linear or sinusoidal")
+        if self.periods not in ("fixed", "auto"):
+            problems.append(f"features.periods={self.periods!r} must be fixed or auto")
         if self.popularity_source not in ("all_causal", "train_only"):
             problems.append(f"features.popularity_source={self.popularity_source!r} must be "
                             "all_causal or train_only")
