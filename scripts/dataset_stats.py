@@ -5,7 +5,10 @@
 For each data set under ``../shared/datasets`` (or the given folder) it reads the raw files
 through the named recx config with ``dataset.raw_dir`` (checksums verified), then applies the
 config's default filters, and prints one table (rich) and writes it as Markdown: users, items,
-interactions, time span and the share of items with text, before ("raw") and after ("filtered").
+interactions, time span and the share of items with text, before ("raw") and after ("filtered"),
+and after the filters the repeated (user, item) events, the test targets that repeat a history
+item and the candidate policy that follows (mask=on: no repeats, every model's candidates exclude
+the history; mask=off: repeats kept, nothing masked).
 Nothing is cached or written elsewhere.
 """
 
@@ -90,7 +93,10 @@ def stats_row(name: str, folder: Path, extra: list[str], tmp: Path) -> dict:
     s = out.stats
     after = {"users": s["users"], "items": s["items"], "interactions": s["interactions"],
              "span": f"{s['time_first'][:10]}..{s['time_last'][:10]}",
-             "text": s["items_with_text"] if ds.text_fields else None}
+             "text": s["items_with_text"] if ds.text_fields else None,
+             "repeats": s["repeats"]["share"],
+             "repeat_targets": s["repeats"]["test_target_share"],
+             "policy": s["candidate_policy"]}
     f = ds.filters
     rule = (f"dedup={f.dedup}, k_core={f.k_core.user}/{f.k_core.item}"
             + (f", min_rating={f.min_rating}" if f.min_rating is not None else ""))
@@ -105,16 +111,19 @@ def _pct(x) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| data set | stage | users | items | interactions | time span | items with text |\n"
-            "|---|---|---:|---:|---:|---|---:|\n")
+    head = ("| data set | stage | users | items | interactions | time span | items with text "
+            "| repeated events | repeat test targets | candidate policy |\n"
+            "|---|---|---:|---:|---:|---|---:|---:|---:|---|\n")
     lines = []
     for r in rows:
         for stage in ("before", "after"):
             v = r[stage]
             label = r["label"] if stage == "before" else ""
             what = "raw" if stage == "before" else f"filtered ({r['filters']})"
+            rep = (f" | {_pct(v['repeats'])} | {_pct(v['repeat_targets'])} | `{v['policy']}`"
+                   if "policy" in v else " | | |")
             lines.append(f"| {label} | {what} | {v['users']:,} | {v['items']:,} | "
-                         f"{v['interactions']:,} | {v['span']} | {_pct(v['text'])} |")
+                         f"{v['interactions']:,} | {v['span']} | {_pct(v['text'])}{rep} |")
     return head + "\n".join(lines) + "\n"
 
 
@@ -159,17 +168,18 @@ def _print_rich(rows: list[dict]) -> None:
     from rich.table import Table
 
     t = Table(title="development data sets: raw → default filters", title_justify="left")
-    for c in ("data set", "stage", "users", "items", "interactions", "time span", "with text"):
-        t.add_column(c, justify="right" if c in ("users", "items", "interactions", "with text")
-                     else "left")
+    numbers = ("users", "items", "interactions", "with text", "repeats", "repeat targets")
+    for c in ("data set", "stage", *numbers[:3], "time span", *numbers[3:], "policy"):
+        t.add_column(c, justify="right" if c in numbers else "left")
     for r in rows:
         for stage in ("before", "after"):
             v = r[stage]
             t.add_row(r["label"] if stage == "before" else "",
                       "raw" if stage == "before" else f"filtered ({r['filters']})",
                       f"{v['users']:,}", f"{v['items']:,}", f"{v['interactions']:,}", v["span"],
-                      _pct(v["text"]))
-    Console(width=160).print(t)
+                      _pct(v["text"]), _pct(v.get("repeats")), _pct(v.get("repeat_targets")),
+                      v.get("policy", ""))
+    Console(width=190).print(t)
 
 
 if __name__ == "__main__":
