@@ -10,9 +10,9 @@ ROOT = Path(__file__).resolve().parent
 CONF = ROOT / "conf"
 # every folder of conf/ becomes a data package recx._conf[.<sub>]; conf/local/ holds
 # machine-specific settings and never ships
-conf_packages = ["recx._conf"] + sorted(
+conf_packages = ["recx._conf", *sorted(
     "recx._conf." + ".".join(d.relative_to(CONF).parts)
-    for d in CONF.rglob("*") if d.is_dir() and "local" not in d.relative_to(CONF).parts)
+    for d in CONF.rglob("*") if d.is_dir() and "local" not in d.relative_to(CONF).parts)]
 
 setup(
     # namespace packages too: recx/data and recx/train have no __init__.py
