@@ -85,7 +85,6 @@ def _hydra(stage: str, overrides: Sequence[str]) -> Iterator[DictConfig]:
         try:
             full = hydra_compose(config_name=stage, overrides=overrides,
                                  return_hydra_config=True)
-            OmegaConf.resolve(full.hydra.run)
         except (HydraException, OmegaConfBaseException) as e:
             raise ConfigError(f"recx {stage} {' '.join(overrides)}: {e}",
                               hint=f"check the overrides; `recx {stage} --help` lists the "

@@ -36,9 +36,11 @@ def test_run_returns_the_rows_the_cli_writes(tmp_path):
     assert again["NDCG@10"].tolist() == rows["NDCG@10"].tolist()
 
 
-def test_compose_is_the_stage_config():
-    cfg = recx.compose("transfer", ["model=preprec", "source=tiny", "target=tiny_b"])
+def test_compose_is_the_stage_config(tmp_path):
+    cfg = recx.compose("transfer", ["model=preprec", "source=tiny", "target=tiny_b",
+                                    f"paths.root={tmp_path}"])
     assert isinstance(cfg, DictConfig) and "hydra" not in cfg
+    assert not (tmp_path / "outputs").exists()  # composing claims no run directory
     assert cfg.stage == "transfer" and cfg.model.name == "preprec"
     assert list(cfg.source) == ["tiny"] and cfg.target.name == "tiny_b"
 
@@ -48,7 +50,7 @@ def test_errors_raise_instead_of_exiting(tmp_path):
         recx.run("trian", ["model=pop"])
     with pytest.raises(ConfigError, match="did you mean 'sasrec'"):
         recx.compose("train", ["model=sasrc"])
-    with pytest.raises(ConfigError, match="model.hiden"):
+    with pytest.raises(ConfigError, match=r"model\.hiden"):
         recx.compose("train", ["model.hiden=3"])
     with pytest.raises(ArtifactMissingError, match="recx pretrain model=preprec"):
         recx.run("transfer", ["model=preprec", "source=tiny", "target=tiny_b",
