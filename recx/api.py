@@ -41,15 +41,20 @@ def run(stage: str, overrides: Sequence[str] = ()) -> pd.DataFrame:
     from recx.stages import execute
     from recx.tables import write_metrics
 
+    hydra_config = HydraConfig.instance()
+    previous = hydra_config.cfg
     with _hydra(stage, overrides) as full:
         run_dir = Path(full.hydra.run.dir)  # resolving it claims a fresh directory
         with open_dict(full):
             full.hydra.runtime.output_dir = str(run_dir)
-        HydraConfig.instance().set_config(full)  # rows record the overrides as the CLI's do
         cfg = _task_config(full)
         (run_dir / "config_tree.txt").write_text(OmegaConf.to_yaml(cfg, resolve=False))
-        with _log_to(run_dir / f"{stage}.log"):
-            result = execute(cfg, run_dir)
+        try:
+            hydra_config.set_config(full)  # rows record the overrides as the CLI's do
+            with _log_to(run_dir / f"{stage}.log"):
+                result = execute(cfg, run_dir)
+        finally:
+            hydra_config.cfg = previous  # nothing of this run leaks into the next
         if result.write:
             write_metrics(result.rows, run_dir, title=result.title, display=result.display,
                           print_table=False)

@@ -65,8 +65,10 @@ def trained_model(ctx, model_cfg, domain, *, ckpt: str = "auto", key: str = "mod
     h = artifacts.ckpt_hash(cfg, model_cfg, [domain.data_hash],
                             text_identity=text_identity(ctx, model_cfg))
     entry = artifacts.train_dir(cfg, cls.name, domain.name, h)
-    over = [o.replace(key, "model", 1) for o in artifacts._task_overrides()
-            if o.startswith(f"{key}.")]
+    # the command keeps the run's own model.* overrides; another key's become model.* there
+    over = [] if key == "model" else [o.replace(key, "model", 1)
+                                      for o in artifacts._task_overrides()
+                                      if o.startswith(f"{key}.")]
     cmd = artifacts.create_command("train", cls.name, [f"dataset={domain.name}", *over])
     path = artifacts.require(entry, f"in-domain {cls.name} on {domain.name}", cmd, h)
     model, _ = load_model_file(path, model_cfg, ctx.device)

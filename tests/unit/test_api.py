@@ -55,6 +55,14 @@ def test_errors_raise_instead_of_exiting(tmp_path):
     with pytest.raises(ArtifactMissingError, match="recx pretrain model=preprec"):
         recx.run("transfer", ["model=preprec", "source=tiny", "target=tiny_b",
                               f"paths.root={tmp_path}"])
+    with pytest.raises(ArtifactMissingError) as missing:
+        recx.run("recommend", ["model=sasrec", "dataset=tiny", "model.hidden=32",
+                               f"paths.root={tmp_path}"])
+    assert missing.value.hint == (f"recx train model=sasrec dataset=tiny model.hidden=32 "
+                                  f"paths.root={tmp_path}")
+    from hydra.core.hydra_config import HydraConfig
+
+    assert not HydraConfig.initialized()  # a failed run leaves no Hydra state behind
 
 
 def test_import_is_light():
