@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from contextlib import contextmanager
@@ -11,6 +12,8 @@ from rich.console import Console
 # Redirected output (logs, CI) gets a wide console instead of rich's 80-column default; a
 # terminal or a Jupyter notebook keeps its own width.
 _JUPYTER = Console().is_jupyter
+# rich draws live bars in a notebook through ipywidgets (the `notebook` extra)
+_NOTEBOOK_BARS = _JUPYTER and importlib.util.find_spec("ipywidgets") is not None
 _WIDTH = None if sys.stdout.isatty() or _JUPYTER else int(os.environ.get("COLUMNS", 160))
 console = Console(stderr=False, highlight=False, soft_wrap=False, width=_WIDTH, emoji=False)
 err_console = Console(stderr=True, highlight=False, width=_WIDTH, emoji=False)
@@ -24,7 +27,7 @@ def progress_enabled(setting: str | bool = "auto") -> bool:
     if setting in ("false", "off", "never"):
         return False
     # auto: a terminal or a notebook (rich renders live bars as notebook output), not batch jobs
-    return (sys.stdout.isatty() or _JUPYTER) and not os.environ.get("SLURM_JOB_ID")
+    return (sys.stdout.isatty() or _NOTEBOOK_BARS) and not os.environ.get("SLURM_JOB_ID")
 
 
 @contextmanager

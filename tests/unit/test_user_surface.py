@@ -84,9 +84,9 @@ def test_progress_bars_render_in_a_notebook(monkeypatch):
 
     monkeypatch.setattr(console.sys.stdout, "isatty", lambda: False, raising=False)
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    monkeypatch.setattr(console, "_JUPYTER", False)
+    monkeypatch.setattr(console, "_NOTEBOOK_BARS", False)
     assert not console.progress_enabled("auto")
-    monkeypatch.setattr(console, "_JUPYTER", True)
+    monkeypatch.setattr(console, "_NOTEBOOK_BARS", True)
     assert console.progress_enabled("auto") and not console.progress_enabled("false")
     monkeypatch.setenv("SLURM_JOB_ID", "1")
     assert not console.progress_enabled("auto")
