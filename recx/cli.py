@@ -31,6 +31,8 @@ STAGES: dict[str, tuple[str, str]] = {
                "recx report report.where.target=synth_t"),
     "run": ("the default experiment end to end, one results table",
             "recx run"),
+    "recommend": ("top-k items per user from any model, with the original ids",
+                  "recx recommend model=sasrec dataset=synth_t recommend.k=20"),
 }
 ALIAS_GROUPS = ("model", "base", "dataset", "source", "target")
 
@@ -94,8 +96,8 @@ def _fail(message: str, code: int = 2) -> None:
 _VALUE_RE = re.compile(r"^~?\+{0,2}(model|base|dataset|source|target)=(.*)$")
 
 
-def check_group_values(args: list[str], names: dict[str, list[str]]) -> None:
-    """Unknown option names given to the alias groups get a "did you mean" (exit 2)."""
+def unknown_group_value(args: list[str], names: dict[str, list[str]]) -> str | None:
+    """The "did you mean" message of the first unknown option given to an alias group."""
     for arg in args:
         m = _VALUE_RE.match(arg)
         if not m:
@@ -107,7 +109,31 @@ def check_group_values(args: list[str], names: dict[str, list[str]]) -> None:
         for token in re.split(r"[\[\],\s]+", value):
             token = token.strip("'\"")
             if token and token != "null" and token not in names[group]:
-                _fail(_suggest(token, names[group], f"{group} option"))
+                return _suggest(token, names[group], f"{group} option")
+    return None
+
+
+def check_group_values(args: list[str], names: dict[str, list[str]]) -> None:
+    """Unknown option names given to the alias groups get a "did you mean" (exit 2)."""
+    problem = unknown_group_value(args, names)
+    if problem:
+        _fail(problem)
+
+
+def register_configs(extra: list[Path]) -> dict[str, list[str]]:
+    """Resolvers, schemas and the alias groups of conf_dir(), $RECX_CONF_DIR and `extra` config
+    folders; returns the option names of each alias group."""
+    from recx.config.aliases import register_aliases
+    from recx.config.resolvers import register_resolvers
+    from recx.config.schema import register_schemas
+
+    root = conf_dir()
+    extra = list(extra)
+    if os.environ.get("RECX_CONF_DIR") and Path(os.environ["RECX_CONF_DIR"]) != root:
+        extra.append(Path(os.environ["RECX_CONF_DIR"]))
+    register_resolvers()
+    register_schemas()
+    return register_aliases([root, *extra])
 
 
 def _extra_conf_dirs(args: list[str]) -> list[Path]:
@@ -154,17 +180,7 @@ def main() -> None:
         stage, rest = args[0], args[1:]
         if stage not in STAGES:
             _fail(_suggest(stage, STAGES, "stage") + "\n  overview: recx --help")
-    from recx.config.aliases import register_aliases
-    from recx.config.resolvers import register_resolvers
-    from recx.config.schema import register_schemas
-
-    root = conf_dir()
-    extra = _extra_conf_dirs(rest)
-    if os.environ.get("RECX_CONF_DIR") and Path(os.environ["RECX_CONF_DIR"]) != root:
-        extra.append(Path(os.environ["RECX_CONF_DIR"]))
-    register_resolvers()
-    register_schemas()
-    names = register_aliases([root, *extra])
+    names = register_configs(_extra_conf_dirs(rest))
     check_group_values(rest, names)
     _pin_ddp_run_dir(stage, rest)
     sys.argv = [sys.argv[0], f"--config-name={stage}", *rest]

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from contextlib import contextmanager
 
 from rich.console import Console
 
-# Redirected output (logs, CI) gets a wide console instead of rich's 80-column default.
-_WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 160))
+# Redirected output (logs, CI) gets a wide console instead of rich's 80-column default; a
+# terminal or a Jupyter notebook keeps its own width.
+_JUPYTER = Console().is_jupyter
+# rich draws live bars in a notebook through ipywidgets (the `notebook` extra)
+_NOTEBOOK_BARS = _JUPYTER and importlib.util.find_spec("ipywidgets") is not None
+_WIDTH = None if sys.stdout.isatty() or _JUPYTER else int(os.environ.get("COLUMNS", 160))
 console = Console(stderr=False, highlight=False, soft_wrap=False, width=_WIDTH, emoji=False)
 err_console = Console(stderr=True, highlight=False, width=_WIDTH, emoji=False)
 
@@ -21,12 +26,13 @@ def progress_enabled(setting: str | bool = "auto") -> bool:
         return True
     if setting in ("false", "off", "never"):
         return False
-    return sys.stdout.isatty() and not os.environ.get("SLURM_JOB_ID")
+    # auto: a terminal or a notebook (rich renders live bars as notebook output), not batch jobs
+    return (sys.stdout.isatty() or _NOTEBOOK_BARS) and not os.environ.get("SLURM_JOB_ID")
 
 
 @contextmanager
 def progress_bar(setting: str | bool = "auto"):
-    """A rich Progress with rate and ETA, or None when bars are off (not a TTY)."""
+    """A rich Progress with rate and ETA, or None when bars are off (no TTY, no notebook)."""
     if not progress_enabled(setting):
         yield None
         return

@@ -1,20 +1,29 @@
-"""Figures (matplotlib, Agg): PNG and PDF with the CSV of their data beside them."""
+"""Figures: PNG and PDF with the CSV of their data beside them.
+
+Drawn on `matplotlib.figure.Figure` objects, never through pyplot's global state: recx
+never selects a backend (a notebook keeps its own) and never shows a window, and figures are
+freed with their last reference.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 
 def _plt():
+    """The two pyplot calls recx draws with, backend-free: `subplots` and `get_cmap`."""
     import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, **kw):
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(nrows, ncols, **kw)
 
-    return plt
+    return SimpleNamespace(subplots=subplots, get_cmap=lambda name: matplotlib.colormaps[name])
 
 
 def _save(fig, path: Path, data: pd.DataFrame | None = None) -> None:
@@ -24,7 +33,6 @@ def _save(fig, path: Path, data: pd.DataFrame | None = None) -> None:
     fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
     if data is not None:
         data.to_csv(path.with_suffix(".csv"), index=False)
-    _plt().close(fig)
 
 
 def alpha_curve(run_dir: Path, alphas, valid, test, best: int, metric: str, title: str) -> None:

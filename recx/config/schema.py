@@ -109,6 +109,18 @@ class SyntheticSchema:
     bucket_days: float = 1.0  # pooled path: time resolution of the life-cycle evaluation
 
 
+def text_fields_of(ds) -> list[str]:
+    """The item text fields text models read: `text_fields` when set, else the text the data
+    set names (`columns.text`, then `items.text_columns`), so a user who points recx at item
+    text needs to say so once."""
+    fields = list(ds.get("text_fields") or [])
+    if fields:
+        return fields
+    named = [str(ds.columns.text)] if ds.get("columns") and ds.columns.get("text") else []
+    items = ds.get("items") or {}
+    return [*named, *(str(c) for c in (items.get("text_columns") or []) if str(c) not in named)]
+
+
 @dataclass
 class DatasetSchema:
     name: str = MISSING
@@ -179,7 +191,6 @@ class EvalSchema:
     slices: list[str] = field(default_factory=lambda: ["all"])
     sample_users: int | None = None  # rank a seeded sample of this many queries per split
     cold_item_fraction: float = 0.0
-    save_ranks: bool = False
     cache: bool = True  # reuse the ranks of an identical earlier evaluation
 
 
@@ -212,6 +223,12 @@ def register_schemas() -> None:
     cs = ConfigStore.instance()
     for group, node in SCHEMAS.items():
         cs.store(group=group, name="_schema", node=node)
+    # `report.where` takes any row field as written (`report.where.target=synth_t`): Hydra closes
+    # every mapping before it applies overrides, except one that is explicitly open
+    from omegaconf import OmegaConf
+
+    cs.store(name="_report_where", node=OmegaConf.create(
+        {"report": {"where": OmegaConf.create({}, flags={"struct": False})}}))
     # conf/hydra/launcher/{joblib,submitit_local,ray}.yaml share their plugin's schema name on
     # purpose (so `hydra/launcher=joblib` reads as the plugin documents it, with recx's defaults);
     # Hydra still validates them against that schema but calls the name match deprecated. A

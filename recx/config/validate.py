@@ -7,6 +7,7 @@ import logging
 
 from omegaconf import DictConfig, OmegaConf
 
+from recx.config.schema import text_fields_of
 from recx.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def validate(cfg) -> None:
         for key, ds in _datasets(cfg).items():
             if stage in ("pretrain",) and key == "target":
                 continue
-            if not list(ds.get("text_fields") or []):
+            if not text_fields_of(ds):
                 problems.append(f"{model.name} needs item text but {key} ({ds.name}) has no "
                                 f"text_fields; set {key}.text_fields or pick a dataset with text")
     if ("source" in cfg and stage in ("pretrain", "transfer", "finetune", "interpolate")

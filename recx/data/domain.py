@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from recx.config.hashing import drop_keys, stable_hash
+from recx.config.schema import text_fields_of
 from recx.data.filters import code_counts
 from recx.data.repeats import repeat_events, summary
 from recx.data.scenarios import SPLIT_CODES, TRAIN
@@ -57,6 +58,7 @@ class DomainData:
     parts: list = field(default_factory=list)  # merged domains: (name, item offset, n_items)
     env: object = None  # FeatureEnv: where and how derived features are built and cached
     _items: pd.DataFrame | None = None
+    _users: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -93,6 +95,22 @@ class DomainData:
                 raise RuntimeError("domain has no item table")
             self._items = pd.read_parquet(self.path / "items.parquet")
         return self._items
+
+    @property
+    def users(self) -> pd.DataFrame:
+        """User id → raw_id, the id in the input data (loaded on first use)."""
+        if self._users is None:
+            path = None if self.path is None else self.path / "users.parquet"
+            if path is None or not path.exists():
+                from recx.errors import DataMissingError
+
+                raise DataMissingError(
+                    f"{self.name}: the cached data at {self.path} hold no table of the original "
+                    "user ids (it was built by an earlier recx version)",
+                    hint=f"delete {self.path} and rerun: it is rebuilt under the same hash, so "
+                    "every checkpoint stays valid")
+            self._users = pd.read_parquet(path)
+        return self._users
 
     @cached_property
     def n_train(self) -> np.ndarray:
@@ -134,12 +152,15 @@ class DomainData:
         return Queries(users=users, pos=pos.astype(np.int64), targets=self.item[pos],
                        query_ts=self.ts[pos])
 
-    def history_windows(self, pos: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
-        """Left-padded windows of the last `max_len` events before each position.
+    def history_windows(self, pos: np.ndarray, max_len: int,
+                        users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Left-padded windows of the last `max_len` events before each position (of `users`,
+        by default the users of the events at `pos`; a position may be one past a user's last
+        event, to take the whole sequence).
 
         Returns (items [Q, L] int64 with 0 padding, event indices [Q, L] with -1 padding).
         """
-        users = self.user[pos]
+        users = self.user[pos] if users is None else users
         start = np.maximum(self.indptr[users], pos - max_len)
         idx = pos[:, None] - max_len + np.arange(max_len)[None, :]
         valid = idx >= start[:, None]
@@ -172,6 +193,7 @@ def data_hash(ds, eval_cfg, raw_identity: dict) -> str:
     from omegaconf import OmegaConf
 
     tree = drop_keys(OmegaConf.to_container(ds, resolve=True), _HASH_EXCLUDE)
+    tree["text_fields"] = text_fields_of(ds)  # derived fields build a different item table
     split = {k: eval_cfg[k] for k in _SPLIT_KEYS}
     extra = {}
     if ds.reader == "synthetic":
@@ -235,6 +257,7 @@ def load_domain(ds, eval_cfg, paths, *, offline: bool = False, progress=None) ->
             out.interactions.to_parquet(tmp / "interactions.parquet", index=False,
                                         use_dictionary=False)
             out.items.to_parquet(tmp / "items.parquet", index=False)
+            out.users.to_parquet(tmp / "users.parquet", index=False)
             atomic_write_json(tmp / "stats.json", out.stats)
             atomic_write_json(tmp / "domain.json", _domain_meta(h, out.stats, ds))
             if truth is not None:
@@ -254,7 +277,7 @@ def load_domain(ds, eval_cfg, paths, *, offline: bool = False, progress=None) ->
     d = DomainData.from_frames(ds.name, h, out.interactions, meta["n_users"],
                                meta["n_items"], text_fields=meta["text_fields"],
                                stats=out.stats, path=entry, time_scale=meta["time_scale"])
-    d._items = out.items
+    d._items, d._users = out.items, out.users
     return d
 
 
@@ -285,7 +308,7 @@ def _build_while_hashing(ds, files, eval_cfg):
 
 def _domain_meta(data_hash: str, stats: dict, ds) -> dict:
     return {"data_hash": data_hash, "n_users": stats["users"], "n_items": stats["items"],
-            "text_fields": list(ds.text_fields or []),
+            "text_fields": text_fields_of(ds),
             "time_scale": {k: v for k, v in dict(ds.time_scale).items() if v is not None}}
 
 
@@ -310,5 +333,5 @@ def domain_from_frame(frame: pd.DataFrame, name: str = "memory", *, k_core: int 
     d = DomainData.from_frames(name, h, out.interactions, out.stats["users"],
                                out.stats["items"], text_fields=list(text_fields),
                                stats=out.stats)
-    d._items = out.items
+    d._items, d._users = out.items, out.users
     return d

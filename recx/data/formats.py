@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recx.config.schema import text_fields_of
 from recx.data.canonical import (
     RawData,
     check_ids,
@@ -411,7 +412,7 @@ def finish_items(raw: RawData, ds) -> None:
             items = items.rename(columns=rename)
         items = clean_item_frame(items, int(opts.get("text_max_chars", DEFAULT_MAX_CHARS)))
         raw.items = items
-    fields = list(ds.text_fields or [])
+    fields = text_fields_of(ds)
     inter_items = raw.interactions["item"]
     if isinstance(inter_items.dtype, pd.CategoricalDtype):
         ids = inter_items.cat.categories.astype(str)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from recx.config.schema import text_fields_of
 from recx.data import filters, repeats
 from recx.data.canonical import RawData
 from recx.data.readers.common import release_memory
@@ -25,6 +26,7 @@ class Processed:
     interactions: pd.DataFrame  # user, item (int32, 1-based), ts (int64), split (int8), [rating]
     items: pd.DataFrame  # item (int32 1..N), raw_id (str), text fields (str)
     stats: dict
+    users: pd.DataFrame | None = None  # user (int32 1..U), raw_id (str): the original ids
 
 
 def _codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
@@ -158,7 +160,9 @@ def process(raw: RawData, ds, eval_cfg, *, source_desc: str = "",
                     "missing date); they are kept, and PrepRec's periods start at the earliest "
                     "one. Drop them from the file if they are not real dates.", ds.name,
                     stats["time_nonpositive"])
-    return Processed(inter, items, stats)
+    users = pd.DataFrame({"user": np.arange(1, n_users + 1, dtype=np.int32),
+                          "raw_id": user_ids[u_keep].astype(str)})
+    return Processed(inter, items, stats, users)
 
 
 DEDUP_WARN_SHARE = 0.10  # dropping more than this share of the rows as repeats is worth a word
@@ -262,7 +266,7 @@ def _item_frame(items: pd.DataFrame | None, raw_ids: pd.Index, ds) -> pd.DataFra
         "item": np.arange(1, len(raw_ids) + 1, dtype=np.int32),
         "raw_id": raw_ids.astype(str),
     })
-    fields = list(ds.text_fields or [])
+    fields = text_fields_of(ds)
     if items is not None and len(items):
         meta = items.copy()
         meta["item"] = meta["item"].astype(str)
@@ -298,7 +302,7 @@ def _stats(inter, items, steps, indptr, ds, info) -> dict:
     lengths = np.diff(indptr)[1:]
     n_users, n_items, n = len(lengths), len(items), len(inter)
     split = inter["split"].to_numpy()
-    fields = list(ds.text_fields or [])
+    fields = text_fields_of(ds)
     if fields:
         has_text = np.zeros(n_items, dtype=bool)
         for col in fields:

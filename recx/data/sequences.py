@@ -41,15 +41,29 @@ class SeqBatch:
 def query_batch(domain, pos: np.ndarray, max_len: int, pin: bool = False) -> SeqBatch:
     """Histories before the events at `pos` (the targets), as a SeqBatch."""
     items, idx = domain.history_windows(pos, max_len)
+    return _batch(domain, items, idx, domain.ts[pos], domain.user[pos], domain.item[pos], pos,
+                  pin)
+
+
+def next_item_batch(domain, users: np.ndarray, max_len: int, query_ts: np.ndarray,
+                    pin: bool = False) -> SeqBatch:
+    """Each user's whole sequence (its last `max_len` events, every split) to predict the event
+    after it at `query_ts`: what recommendations score. No target (0) and no target event
+    (query_pos −1)."""
+    users = np.asarray(users, dtype=np.int64)
+    items, idx = domain.history_windows(domain.indptr[users + 1], max_len, users=users)
+    none = np.zeros(len(users), dtype=np.int64)
+    return _batch(domain, items, idx, np.asarray(query_ts), users, none, none - 1, pin)
+
+
+def _batch(domain, items, idx, query_ts, users, targets, pos, pin) -> SeqBatch:
     ts = np.where(idx >= 0, domain.ts[np.maximum(idx, 0)], 0)
     t = torch.from_numpy
     batch = SeqBatch(
         items=t(items), ts=t(ts.astype(np.int64)),
         lengths=t((idx >= 0).sum(1).astype(np.int64)),
-        query_ts=t(domain.ts[pos].astype(np.int64)),
-        users=t(domain.user[pos].astype(np.int64)),
-        targets=t(domain.item[pos].astype(np.int64)),
-        event_idx=idx, query_pos=pos,
+        query_ts=t(query_ts.astype(np.int64)), users=t(users.astype(np.int64)),
+        targets=t(targets.astype(np.int64)), event_idx=idx, query_pos=pos,
     )
     if pin and torch.cuda.is_available():
         batch.items, batch.ts = batch.items.pin_memory(), batch.ts.pin_memory()

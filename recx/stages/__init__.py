@@ -18,7 +18,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 STAGE_MODULES = {name: f"recx.stages.{name}" for name in (
-    "preprocess", "train", "pretrain", "transfer", "finetune", "interpolate", "report", "run")}
+    "preprocess", "train", "pretrain", "transfer", "finetune", "interpolate", "report", "run",
+    "recommend")}
 
 
 @dataclass
@@ -28,6 +29,7 @@ class StageResult:
     write: bool = True  # preprocess writes stats.json instead of metrics
     optimized: float | None = None
     display: list[dict] | None = None  # rows for the printed table (default: all rows)
+    table: object = None  # a stage's own output table (recommend's DataFrame), for recx.run
 
 
 def stage_function(name: str):

@@ -113,7 +113,7 @@ _NOT_EXPERIMENT = ("seed", "progress", "print_config", "paths", "optimized_metri
 _EVAL_REPORTING = ("candidates", "n_negatives", "sampler", "popularity_power",
                    "share_valid_test_negatives", "negatives_seed", "mask_history",
                    "mask_variants", "ties", "metrics", "ks", "batch_users", "max_scores",
-                   "slices", "sample_users", "cache", "save_ranks")
+                   "slices", "sample_users", "cache")
 
 
 def experiment_config(cfg) -> dict:

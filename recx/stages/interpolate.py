@@ -12,16 +12,14 @@ import logging
 import numpy as np
 import torch
 
-from recx import artifacts
 from recx.config.resolvers import source_key
 from recx.errors import ConfigError
 from recx.eval import metrics as M
 from recx.eval.cache import scorer_key
 from recx.eval.interpolation import Blend, gated_alpha, select_alpha
-from recx.models.registry import build_model, model_class
 from recx.stages import StageResult
-from recx.stages.common import Context, load_model_file, make_evaluator, result_rows
-from recx.stages.train import active_compat
+from recx.stages.common import Context, make_evaluator, result_rows
+from recx.stages.train import active_compat, trained_model
 from recx.stages.transfer import pretrained_model
 
 log = logging.getLogger(__name__)
@@ -29,24 +27,8 @@ log = logging.getLogger(__name__)
 
 def base_model(ctx: Context, target):
     """The in-domain base D: found by hash in the store (Pop is counted on the target)."""
-    cfg = ctx.cfg
-    cls = model_class(str(cfg.base.name))
-    if not cls.capabilities.trainable:
-        model = build_model(cfg.base).to(ctx.device)
-        model.fit_inputs(target)
-        return model, None
-    from recx.stages.pretrain import text_identity
-
-    h = artifacts.ckpt_hash(cfg, cfg.base, [target.data_hash],
-                            text_identity=text_identity(ctx, cfg.base))
-    entry = artifacts.train_dir(cfg, cls.name, target.name, h)
-    over = [o.replace("base", "model", 1) for o in artifacts._task_overrides()
-            if o.startswith("base.")]
-    cmd = artifacts.create_command("train", cls.name, [f"dataset={target.name}", *over])
-    path = artifacts.require(entry, f"in-domain {cls.name} on {target.name}", cmd, h)
-    model, _ = load_model_file(path, cfg.base, ctx.device)
-    model.fit_inputs(target)
-    return model, h
+    return trained_model(ctx, ctx.cfg.base, target, ckpt=ctx.cfg.get("base_ckpt", "auto"),
+                         key="base")
 
 
 def transferred_model(ctx: Context, target):
@@ -59,14 +41,9 @@ def transferred_model(ctx: Context, target):
     return model, h
 
 
-def run(ctx: Context) -> StageResult:
-    cfg = ctx.cfg
-    ip = cfg.interpolate
-    alphas = [float(a) for a in ip.alphas]
-    _check_select(ip, alphas)
-    target = ctx.domain(cfg.target)
-    t_model, t_hash = transferred_model(ctx, target)
-    d_model, d_hash = base_model(ctx, target)
+def blend_scorer(t_model, d_model):
+    """The pair's score_fn: [2, B, ·] (transferred, base), each model over its own history
+    window; and the longer window, which the batches must carry."""
     max_len = max(getattr(t_model, "max_len", 1), getattr(d_model, "max_len", 1))
 
     def both(batch, cand):
@@ -81,14 +58,50 @@ def run(ctx: Context) -> StageResult:
         dtype = torch.float64 if torch.float64 in (t.dtype, d.dtype) else torch.float32
         return torch.stack([t.to(dtype), d.to(dtype)])
 
-    blend = Blend(alphas, str(ip.norm))
-    ev = cfg.eval
-    evaluator = make_evaluator(ctx, t_model, target, ev, label=f"{t_model.name}+{d_model.name}")
+    return both, max_len
+
+
+def evaluate_blends(ctx: Context, target, t_model, d_model, splits=("valid", "test")):
+    """Ranks of every α of the grid on `splits`: (evaluator, {split: SplitResult})."""
+    cfg = ctx.cfg
+    ip = cfg.interpolate
+    both, max_len = blend_scorer(t_model, d_model)
+    blend = Blend([float(a) for a in ip.alphas], str(ip.norm))
+    evaluator = make_evaluator(ctx, t_model, target, cfg.eval,
+                               label=f"{t_model.name}+{d_model.name}")
     evaluator.max_len = max_len
     # α grid and norm are in cfg; the blending code counts for this scorer's key only
     key = scorer_key(cfg, ctx.device, t_model, d_model, code=("recx.eval.interpolation",))
-    results = {s: evaluator.run(both, s, count=blend.counts, variants=2, cache_key=key)
-               for s in ("valid", "test")}
+    return evaluator, {s: evaluator.run(both, s, count=blend.counts, variants=2, cache_key=key)
+                       for s in splits}
+
+
+def chosen_alpha(ctx: Context, valid) -> tuple[int, list[float], dict | None]:
+    """α* by `interpolate.select` on the validation ranks of the grid: (index of α*, the
+    validation curve, the gate's decision under select=gated)."""
+    ip = ctx.cfg.interpolate
+    alphas = [float(a) for a in ip.alphas]
+    metric = str(ctx.cfg.eval.select_metric)
+    mname, k = metric.split("@")
+    curve = [M.compute(valid.ranks[i], [mname], [int(k)])[metric] for i in range(len(alphas))]
+    best = select_alpha(alphas, curve)
+    i0 = alphas.index(0.0) if 0.0 in alphas else None
+    gate = _gate(ip, valid, alphas, curve, i0, metric, ctx.seed)
+    if gate is not None:
+        best = gate["index"]
+    return best, curve, gate
+
+
+def run(ctx: Context) -> StageResult:
+    cfg = ctx.cfg
+    ip = cfg.interpolate
+    alphas = [float(a) for a in ip.alphas]
+    check_select(ip, alphas)
+    target = ctx.domain(cfg.target)
+    t_model, t_hash = transferred_model(ctx, target)
+    d_model, d_hash = base_model(ctx, target)
+    evaluator, results = evaluate_blends(ctx, target, t_model, d_model)
+    ev = cfg.eval
     metric = str(ev.select_metric)
     mname, k = metric.split("@")
 
@@ -97,13 +110,9 @@ def run(ctx: Context) -> StageResult:
         r = res.ranks[i] if sel is None else res.ranks[i][sel]
         return M.compute(r, [mname], [int(k)])[metric]
 
-    valid_curve = [score("valid", i) for i in range(len(alphas))]
+    best, valid_curve, gate = chosen_alpha(ctx, results["valid"])
     test_curve = [score("test", i) for i in range(len(alphas))]
-    best = select_alpha(alphas, valid_curve)
     i0 = alphas.index(0.0) if 0.0 in alphas else None
-    gate = _gate(ip, results["valid"], alphas, valid_curve, i0, metric, ctx.seed)
-    if gate is not None:
-        best = gate["index"]
     holdout = _holdout_check(results["valid"], alphas, score, ctx.seed, metric, i0) \
         if ip.holdout_check else {}
     skey = source_key(cfg.source) if t_model.capabilities.trainable else None
@@ -155,7 +164,7 @@ def _gate(ip, valid, alphas, valid_curve, i0, metric, seed) -> dict | None:
     return {"index": best, "bound": bound}
 
 
-def _check_select(ip, alphas) -> None:
+def check_select(ip, alphas) -> None:
     """Before any scoring: a typo must not cost a whole evaluation."""
     select = str(ip.select)
     if select not in ("argmax", "gated"):

@@ -24,7 +24,9 @@ def run(ctx) -> StageResult:
         popularity_over_time(ctx.run_dir / "popularity_over_time", domain)
         distributions(ctx.run_dir / "distributions", domain)
     print_stats(stats)
-    return StageResult([], write=False)
+    import pandas as pd
+
+    return StageResult([], write=False, table=pd.json_normalize(stats))  # recx.run's row
 
 
 def print_stats(stats: dict) -> None:

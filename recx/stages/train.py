@@ -42,6 +42,40 @@ def fit_in_domain(ctx, model_cfg, domain):
     return model, h
 
 
+def trained_model(ctx, model_cfg, domain, *, ckpt: str = "auto", key: str = "model"):
+    """The in-domain model of `model_cfg` on `domain` as `recx train` made it, found by hash
+    (or the file `ckpt`), fitted to `domain`; Pop is counted on it. A missing checkpoint raises
+    with the `recx train` command that creates it (`key.*` overrides become `model.*` there).
+    Returns (model, ckpt_hash)."""
+    from pathlib import Path
+
+    from recx.models.registry import model_class
+    from recx.stages.pretrain import text_identity
+
+    cfg = ctx.cfg
+    cls = model_class(str(model_cfg.name))
+    if not cls.capabilities.trainable:
+        model = build_model(model_cfg).to(ctx.device)
+        model.fit_inputs(domain)
+        return model, None
+    if str(ckpt) != "auto":
+        model, _ = load_model_file(Path(ckpt), model_cfg, ctx.device)
+        model.fit_inputs(domain)
+        return model, f"file:{Path(ckpt).name}"
+    h = artifacts.ckpt_hash(cfg, model_cfg, [domain.data_hash],
+                            text_identity=text_identity(ctx, model_cfg))
+    entry = artifacts.train_dir(cfg, cls.name, domain.name, h)
+    # the command keeps the run's own model.* overrides; another key's become model.* there
+    over = [] if key == "model" else [o.replace(key, "model", 1)
+                                      for o in artifacts._task_overrides()
+                                      if o.startswith(f"{key}.")]
+    cmd = artifacts.create_command("train", cls.name, [f"dataset={domain.name}", *over])
+    path = artifacts.require(entry, f"in-domain {cls.name} on {domain.name}", cmd, h)
+    model, _ = load_model_file(path, model_cfg, ctx.device)
+    model.fit_inputs(domain)
+    return model, h
+
+
 def run(ctx) -> StageResult:
     cfg = ctx.cfg
     domain = ctx.domain(cfg.dataset)

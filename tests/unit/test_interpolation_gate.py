@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from recx.errors import ConfigError
 from recx.eval.interpolation import gain_lower_bound, gated_alpha
-from recx.stages.interpolate import _check_select
+from recx.stages.interpolate import check_select
 
 ALPHAS = [0.0, 0.5, 1.0]
 
@@ -58,7 +58,7 @@ def test_when_the_base_wins_already_no_bootstrap_is_needed():
 
 def test_bad_select_values_fail_before_any_scoring():
     with pytest.raises(ConfigError, match="argmax or gated"):
-        _check_select(OmegaConf.create({"select": "best"}), ALPHAS)
+        check_select(OmegaConf.create({"select": "best"}), ALPHAS)
     with pytest.raises(ConfigError, match=r"0\.0 in interpolate\.alphas"):
-        _check_select(OmegaConf.create({"select": "gated"}), [0.5, 1.0])
-    _check_select(OmegaConf.create({"select": "gated"}), ALPHAS)  # fine
+        check_select(OmegaConf.create({"select": "gated"}), [0.5, 1.0])
+    check_select(OmegaConf.create({"select": "gated"}), ALPHAS)  # fine

@@ -120,6 +120,16 @@ def read_tang_mat(ds, files: RawFiles) -> RawData:
 
 
 # ------------------------------------------------------------------------------ Online Retail
+def _require_openpyxl(path) -> None:
+    """Workbooks need openpyxl, an optional extra: only this reader uses it."""
+    try:
+        import openpyxl  # noqa: F401
+    except ImportError:
+        raise DataFormatError("reading an .xlsx workbook needs the openpyxl package", path=path,
+                              hint='pip install "recx[xlsx]" (or pip install openpyxl); or '
+                              "save the sheet as CSV and point dataset.file at it") from None
+
+
 def read_online_retail(ds, files: RawFiles) -> RawData:
     path = _path(ds, files, ds.file)
     opts = ds.options or {}
@@ -130,6 +140,7 @@ def read_online_retail(ds, files: RawFiles) -> RawData:
     try:
         with reading(path):
             if path.suffix.lower() in (".xlsx", ".xls"):
+                _require_openpyxl(path)
                 frame = pd.read_excel(path, engine="openpyxl" if path.suffix == ".xlsx" else None,
                                       dtype={"InvoiceNo": str, "StockCode": str})
             else:
