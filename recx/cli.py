@@ -95,19 +95,43 @@ _VALUE_RE = re.compile(r"^~?\+{0,2}(model|base|dataset|source|target)=(.*)$")
 
 
 def check_group_values(args: list[str], names: dict[str, list[str]]) -> None:
-    """Unknown option names given to the alias groups get a "did you mean" (exit 2)."""
+    """Unknown option names given to the alias groups get a "did you mean" (exit 2); an empty
+    source gets the list to pick from."""
     for arg in args:
         m = _VALUE_RE.match(arg)
         if not m:
             continue
         group, value = m.groups()
         value = value.strip()
+        if group == "source" and value.strip("'\"") in ("", "[]", "null", "None"):
+            _fail(f"source={value or ''} leaves no source domain; pick at least one: "
+                  "source=synth_a (or 'source=[synth_a,synth_b]'; any dataset is an option)")
         if not value or "(" in value or "$" in value:  # glob(), interpolations: leave to Hydra
             continue
         for token in re.split(r"[\[\],\s]+", value):
             token = token.strip("'\"")
             if token and token != "null" and token not in names[group]:
                 _fail(_suggest(token, names[group], f"{group} option"))
+
+
+_NAME_RE = re.compile(r"^\+{0,2}((?:dataset|target|source\.[^.=]+)\.(?:name|category)|run_name|"
+                      r"report\.name|experiment_name)=(.*)$")
+
+
+def check_names(args: list[str]) -> None:
+    """Names that become folders are checked before Hydra creates the run dir from them, so a
+    `dataset.name=../../x` never writes outside the outputs (exit 2)."""
+    from recx.config.validate import name_problem
+
+    for arg in args:
+        m = _NAME_RE.match(arg)
+        if not m or "$" in m.group(2):
+            continue
+        key, value = m.groups()
+        loose = key.endswith("category")
+        for token in [value] if loose else value.split(","):  # sweeps: a,b
+            if problem := name_problem(key, token.strip().strip("'\""), loose=loose):
+                _fail(problem)
 
 
 def _extra_conf_dirs(args: list[str]) -> list[Path]:
@@ -138,6 +162,13 @@ def _stage_from_comp_line() -> str | None:
 
 
 def main() -> None:
+    try:
+        _main()
+    except KeyboardInterrupt:  # Ctrl-C outside a stage (a stage says where to resume itself)
+        _fail("interrupted", code=130)
+
+
+def _main() -> None:
     args = sys.argv[1:]
     if not args or args[0] in ("-h", "--help", "help"):
         print_stage_overview()
@@ -166,15 +197,16 @@ def main() -> None:
     register_schemas()
     names = register_aliases([root, *extra])
     check_group_values(rest, names)
+    check_names(rest)
     _pin_ddp_run_dir(stage, rest)
     sys.argv = [sys.argv[0], f"--config-name={stage}", *rest]
     if "--help" in rest or "-h" in rest:
-        _stage_help()
+        _stage_help(stage, rest)
         return
-    _hydra_entry()
+    _hydra_entry(stage, rest)
 
 
-def _stage_help() -> None:
+def _stage_help(stage: str, rest: list[str]) -> None:
     """Hydra's help of a stage without the `_schema` nodes the group YAMLs inherit from (they are
     not options a user picks)."""
     import contextlib
@@ -183,7 +215,7 @@ def _stage_help() -> None:
     buf = io.StringIO()
     try:
         with contextlib.redirect_stdout(buf):
-            _hydra_entry()
+            _hydra_entry(stage, rest)
     finally:
         print(re.sub(r"\b_schema(, |$)", "", buf.getvalue(), flags=re.M), end="")
 
@@ -201,7 +233,10 @@ def _pin_ddp_run_dir(stage: str, rest: list[str]) -> None:
         rest += [f"hydra.job.name={stage}_rank{rank}", "hydra.job_logging.root.handlers=[file]"]
 
 
-def _hydra_entry() -> None:
+def _hydra_entry(stage: str, rest: list[str]) -> None:
+    """Run the stage under Hydra. Hydra's own errors (composition, overrides, launchers) come
+    back as exceptions and are printed as one recx message; `HYDRA_FULL_ERROR=1` set by the
+    user keeps Hydra's traceback (and makes stages print theirs, `RECX_TRACEBACK`)."""
     import hydra
 
     @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name=None)
@@ -210,7 +245,18 @@ def _hydra_entry() -> None:
 
         return run_stage(cfg)
 
-    entry()
+    full = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ.setdefault("RECX_TRACEBACK", "1" if full else "0")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors to us instead of printing
+    try:
+        entry()
+    except Exception as e:
+        if full:
+            raise
+        from recx.config.explain import explain
+
+        message, code = explain(e, stage, rest)
+        _fail(message, code)
     from recx.hydra_callbacks import exit_code
 
     code = exit_code()
