@@ -6,8 +6,8 @@
 
 gives `hidden` the type int, `stride` int or null, and `loss` the choices ce and bce_1neg: a
 string comment lists choices when it separates at least two words with `|` (the first may follow
-a `: `) and the file's own value is one of them (prose that happens to contain a `|` fails that
-check and lists none).
+a `: `; text in parentheses is an aside) and the file's own value is one of them (prose that
+happens to contain a `|` fails that check and lists none).
 Model configs have no dataclass schema (each model has its own keys), so this is how
 `recx.config.validate` checks their types and choices before a model is built.
 """
@@ -23,6 +23,7 @@ TYPES = ("int", "float", "str", "bool", "list", "dict", "null")
 _KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_]\w*):(?P<rest>.*)$")
 _DOC = re.compile(r"#\s*\((?P<types>[a-z]+(?:\|[a-z]+)*)\)\s*(?P<text>.*)$")
 _WORD = re.compile(r"\s*([A-Za-z0-9_.+-]+)")
+_ASIDE = re.compile(r"\([^()]*\)")  # "batch (RecBole: one draw per batch)": not a choice
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,11 @@ def parse(text: str) -> dict[str, Documented]:
             continue
         choices = ()
         if "str" in types and "|" in doc["text"]:
-            parts = doc["text"].split("|")
-            for first in (parts[0], parts[0].rsplit(": ", 1)[-1]):  # "edge vector: a | b"
-                words = tuple(w.group(1) for w in map(_WORD.match, [first, *parts[1:]]) if w)
-                if len(words) >= 2 and value.strip("'\"") in words:
-                    choices = words
-                    break
+            parts = [_ASIDE.sub("", p) for p in doc["text"].split("|")]
+            parts[0] = parts[0].rsplit(": ", 1)[-1]  # "edge vector: hadamard | l1"
+            words = tuple(w.group(1) for w in map(_WORD.match, parts) if w)
+            if len(words) >= 2 and value.strip("'\"") in words:
+                choices = words
         out[path] = Documented(types, choices)
     return out
 
