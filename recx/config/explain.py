@@ -46,10 +46,14 @@ def explain(error: BaseException, stage: str, overrides: list[str]) -> tuple[str
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    lines = [x.strip() for x in text.splitlines() if x.strip()][:3] or [type(error).__name__]
+    if getattr(error, "override", None):  # an override that does not parse
+        lines[0] = f"cannot parse the override {error.override!r}: {lines[0]}"
+    if cause is not None and str(cause).strip() and str(cause).strip() not in text:
+        lines.append(str(cause).strip().splitlines()[0])
     code = 2 if isinstance(error, HydraException | OmegaConfBaseException | ValueError) else 1
-    extra = f"\n  {str(cause).splitlines()[0]}" if cause is not None and str(cause) else ""
-    return (f"{first}{extra}\n  (set HYDRA_FULL_ERROR=1 for Hydra's full traceback)", code)
+    return ("\n  ".join(lines) + "\n  (set HYDRA_FULL_ERROR=1 for Hydra's full traceback)",
+            code)
 
 
 def _unknown_key(key: str, stage: str, overrides: list[str]) -> str:

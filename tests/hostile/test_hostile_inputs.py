@@ -714,6 +714,8 @@ def cli(tmp_path, *args, timeout=120):
     (["train", "sed=1"], ["did you mean 'seed'?"]),
     (["train", "train=fst"], ["unknown train option 'fst'", "did you mean 'fast'?"]),
     (["train", "train.max_epochs=abc"], ["train.max_epochs=abc", "Integer"]),
+    (["train", "experiment=run_tiy"], ["did you mean 'run_tiny'?"]),
+    (["train", "eval.ks=[1,2"], ["cannot parse the override 'eval.ks=[1,2'"]),
     (["pretrain", "source=[]"], ["pick at least one"]),
     (["transfer", "source=null", "target=tiny"], ["pick at least one"]),
     (["train", "dataset=tiny", "dataset.name=../../x"], ["dataset.name='../../x'"]),
