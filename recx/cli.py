@@ -95,8 +95,8 @@ _VALUE_RE = re.compile(r"^~?\+{0,2}(model|base|dataset|source|target)=(.*)$")
 
 
 def check_group_values(args: list[str], names: dict[str, list[str]]) -> None:
-    """Unknown option names given to the alias groups get a "did you mean" (exit 2); an empty
-    source gets the list to pick from."""
+    """Unknown option names given to the alias groups get a "did you mean", an empty source
+    the way to pick one (exit 2)."""
     for arg in args:
         m = _VALUE_RE.match(arg)
         if not m:

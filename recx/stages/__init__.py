@@ -67,8 +67,8 @@ def check_evaluated(rows: list[dict]) -> None:
                 f"{r.get('split')} of {r.get('target')}: no user was evaluated (model "
                 f"{r.get('model')}), so the metrics would mean nothing",
                 hint="every evaluated user needs a history and a held-out event: keep users "
-                "with at least 3 events (dataset.filters.k_core.user=3, or target./source.<name>. "
-                "in transfer stages), and check eval.sample_users")
+                "with at least 3 events (dataset.filters.k_core.user=3; target.… or "
+                "source.<name>.… in transfer stages), and check eval.sample_users")
 
 
 def _optimized(cfg, rows) -> float | None:

@@ -146,7 +146,6 @@ def _fit(model, domains, users, *, train_cfg, seed, work_dir, validate, max_epoc
     stop = start >= max_epochs
     saved = start  # epochs that last.pt holds: the same command resumes after them
     with _resume_point(lambda: saved + 1), progress_bar(progress) as bar:
-
         for epoch in range(start, max_epochs):
             if stop:
                 break

@@ -93,7 +93,7 @@ def text_encoding(path: Path, configured: str | None = None) -> str:
     try:
         codecs.getincrementaldecoder(enc)().decode(head, final=len(head) < _HEAD_BYTES)
     except LookupError:
-        raise DataFormatError(f"unknown encoding {enc!r} (dataset.options.encoding)",
+        raise DataFormatError(f"unknown encoding {enc!r} (+dataset.options.encoding)",
                               path=path, hint="use a Python codec name such as utf-8, "
                               "latin-1, cp1252 or utf-16") from None
     except UnicodeDecodeError as e:
@@ -106,8 +106,8 @@ def encoding_error(path: Path, enc: str, offset: int, data: bytes,
     line = lines_before + data.count(b"\n", 0, offset) + 1
     return DataFormatError(
         f"not valid {enc} text (byte 0x{data[offset]:02x})", path=path, line=line,
-        hint="set the file's encoding: dataset.options.encoding=latin-1 (or cp1252, utf-16, "
-        "...), or save the file as UTF-8")
+        hint="name the file's encoding: +dataset.options.encoding=latin-1 (or cp1252, "
+        "utf-16, ...), or save the file as UTF-8")
 
 
 def first_undecodable(path: Path, enc: str) -> DataFormatError | None:
@@ -244,6 +244,9 @@ class IdCodes:
         self.dicts: list[pa.Array] = []
         self.n_dict = 0
         self.global_len = 0
+        self.lines: list[tuple[int, int]] = []  # (first row, its file line) of every chunk
+        self.where: dict = {}  # path, column and role, for the empty-id error of `finish`
+        self.exact_lines = True  # false when a reader's transform dropped rows of the chunks
 
     def reserve(self, rows: int) -> None:
         self.codes.reserve(rows)
@@ -259,6 +262,8 @@ class IdCodes:
             dictionary = _common_type([self.dicts[0], dictionary])[1]
         start = self.codes.n
         self.codes.extend(codes)
+        self.lines.append((start, line0))
+        self.where = {"path": path, "column": column, "role": role}
         self.parts.append((start, self.codes.n, len(self.dicts)))
         self.dicts.append(dictionary)
         self.n_dict += len(dictionary)
@@ -284,6 +289,7 @@ class IdCodes:
             return pd.Categorical.from_codes(np.zeros(0, np.int32), categories=pd.Index([]))
         self._compact()
         uniq = self.dicts[0]
+        self._check_blank(uniq)
         if pa.types.is_string(uniq.type) and len(uniq) and pc.all(
                 pc.match_substring_regex(uniq, _CANONICAL_INT)).as_py():
             uniq = pc.cast(uniq, pa.int64())  # numeric ids sort numerically
@@ -297,6 +303,19 @@ class IdCodes:
         return pd.Categorical.from_codes(codes, categories=cats, validate=False)
 
 
+    def _check_blank(self, uniq: pa.Array) -> None:
+        """Blank text and NaN are no ids: checked once on the distinct ids (not per row), the
+        first row that holds one is reported with its line."""
+        blank = _blank(uniq)
+        if blank is None:
+            return
+        row = int(np.flatnonzero(np.isin(self.codes.view(), np.flatnonzero(blank)))[0])
+        start, line0 = next((a, ln) for a, ln in reversed(self.lines) if a <= row)
+        raise empty_id_error(self.where["role"], path=self.where["path"],
+                             line=line0 + row - start if self.exact_lines else None,
+                             column=self.where["column"])
+
+
 def _remap(buf: np.ndarray, a: int, b: int, table: np.ndarray, offset: int) -> None:
     """buf[a:b] = table[offset + buf[a:b]], in place and in slices (small temporaries)."""
     step = 1 << 22
@@ -308,7 +327,7 @@ def _remap(buf: np.ndarray, a: int, b: int, table: np.ndarray, offset: int) -> N
 
 def _blank(arr: pa.Array) -> np.ndarray | None:
     """Where ids hold no id although they are not null: blank text, a float NaN (None if
-    nowhere). Such rows are reported as empty ids, never merged into one id."""
+    nowhere). Such ids are reported as empty, never merged into one id."""
     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
         hit = pc.or_(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr))
     elif pa.types.is_floating(arr.type):
@@ -320,8 +339,7 @@ def _blank(arr: pa.Array) -> np.ndarray | None:
 
 
 def _encode(values) -> tuple[np.ndarray, pa.Array]:
-    """(int codes with -1 for null or blank, dictionary as an arrow array) of one chunk of
-    ids."""
+    """(int codes with -1 for null, dictionary as an arrow array) of one chunk of ids."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if isinstance(values, pa.Array):
@@ -331,31 +349,19 @@ def _encode(values) -> tuple[np.ndarray, pa.Array]:
             codes = np.arange(len(values), dtype=np.int32)
             if values.null_count:
                 codes[~np.asarray(values.is_valid())] = -1
-            if (blank := _blank(values)) is not None:
-                codes[blank] = -1
             return codes, _plain(values)
         idx = values.indices
         codes = idx.to_numpy(zero_copy_only=False) if idx.null_count == 0 else np.asarray(
             pc.fill_null(idx, -1).to_numpy(zero_copy_only=False))
-        if (blank := _blank(values.dictionary)) is not None:
-            codes = np.where(np.isin(codes, np.flatnonzero(blank)), -1, codes)
         return codes, _plain(values.dictionary)
     series = values if isinstance(values, pd.Series) else pd.Series(values)
     if isinstance(series.dtype, pd.CategoricalDtype):
         cats = pa.array(np.asarray(series.cat.categories, dtype=object)
                         if series.cat.categories.dtype == object else series.cat.categories)
-        codes = series.cat.codes.to_numpy().astype(np.int64)
-        if (blank := _blank(cats)) is not None:
-            codes = np.where(np.isin(codes, np.flatnonzero(blank)), -1, codes)
-        return codes, _plain(cats)
+        return series.cat.codes.to_numpy().astype(np.int64), _plain(cats)
     codes, uniques = pd.factorize(series)
     if uniques.dtype == object:
         uniques = np.array([str(u) for u in uniques], dtype=object)
-        blank = np.array([not u.strip() for u in uniques], dtype=bool)
-        if blank.any():
-            codes = np.where(np.isin(codes, np.flatnonzero(blank)), -1, codes)
-    elif uniques.dtype.kind == "f" and np.isnan(uniques).any():
-        codes = np.where(np.isin(codes, np.flatnonzero(np.isnan(uniques))), -1, codes)
     return codes.astype(np.int64, copy=False), _plain(pa.array(uniques))
 
 
@@ -426,6 +432,7 @@ class Sink:
     def reset(self) -> None:
         self._close_pool()
         self.users, self.items = IdCodes(), IdCodes()
+        self.users.exact_lines = self.items.exact_lines = self.transform is None
         self.ts_col = Column(np.int64)
         self.rating_col = Column(np.float32)
         self.text_parts: list[pd.DataFrame] = []
@@ -733,7 +740,7 @@ def _scan_csv_pandas(path, sink, *, sep, header, cols, usecols, ids, encoding, q
     except UnicodeDecodeError as e:
         raise (first_undecodable(path, encoding) or DataFormatError(
             f"not valid {encoding} text ({e.reason})", path=path,
-            hint="set dataset.options.encoding to the file's encoding")) from None
+            hint="name the file's encoding: +dataset.options.encoding=<codec>")) from None
     except pd.errors.ParserError as e:
         m = _PANDAS_LINE.search(str(e))
         where, what = (int(m.group(1)), str(e).splitlines()[-1].strip()) if m else \
