@@ -130,6 +130,10 @@ def experiment_config(cfg) -> dict:
     tree = drop_keys(OmegaConf.to_container(cfg, resolve=False), _NOT_EXPERIMENT)
     if isinstance(tree.get("eval"), dict):
         tree["eval"] = drop_keys(tree["eval"], _EVAL_REPORTING)
+    datasets = [tree.get("dataset"), tree.get("target"), *(tree.get("source") or {}).values()]
+    for ds in datasets:  # how an input file is known unchanged is no part of the experiment
+        if isinstance(ds, dict):
+            ds.pop("verify", None)
     return tree
 
 

@@ -204,6 +204,19 @@ def test_file_edited_in_place_with_restored_mtime_gets_a_new_cache_entry(tmp_pat
     assert_cache_clean(tmp_path)
 
 
+def test_verify_is_no_part_of_the_data_or_the_experiment(tmp_path):
+    """Both modes share cache entries, and `recx report` pools their runs."""
+    from recx.data.domain import data_hash
+    from recx.stages.common import experiment_hash
+
+    over = ["model=pop", "target=tiny_b", "source=tiny"]
+    plain = compose("transfer", over, root=tmp_path)
+    hashed = compose("transfer", [*over, "target.verify=hash", "source.tiny.verify=hash"],
+                     root=tmp_path)
+    assert experiment_hash(plain) == experiment_hash(hashed)
+    assert data_hash(plain.target, plain.eval, {}) == data_hash(hashed.target, hashed.eval, {})
+
+
 def test_verify_hash_reads_the_file_again_whatever_the_memo_says(tmp_path):
     from recx.data import download
 
