@@ -97,13 +97,17 @@ _VALUE_RE = re.compile(r"^~?\+{0,2}(model|base|dataset|source|target)=(.*)$")
 
 
 def unknown_group_value(args: list[str], names: dict[str, list[str]]) -> str | None:
-    """The "did you mean" message of the first unknown option given to an alias group."""
+    """The message of the first unknown option given to an alias group (a "did you mean"), or
+    of an empty source (the way to pick one)."""
     for arg in args:
         m = _VALUE_RE.match(arg)
         if not m:
             continue
         group, value = m.groups()
         value = value.strip()
+        if group == "source" and value.strip("'\"") in ("", "[]", "null", "None"):
+            return (f"source={value or ''} leaves no source domain; pick at least one: "
+                    "source=synth_a (or 'source=[synth_a,synth_b]'; any dataset is an option)")
         if not value or "(" in value or "$" in value:  # glob(), interpolations: leave to Hydra
             continue
         for token in re.split(r"[\[\],\s]+", value):
@@ -136,6 +140,26 @@ def register_configs(extra: list[Path]) -> dict[str, list[str]]:
     return register_aliases([root, *extra])
 
 
+_NAME_RE = re.compile(r"^\+{0,2}((?:dataset|target|source\.[^.=]+)\.(?:name|category)|run_name|"
+                      r"report\.name|experiment_name)=(.*)$")
+
+
+def check_names(args: list[str]) -> None:
+    """Names that become folders are checked before Hydra creates the run dir from them, so a
+    `dataset.name=../../x` never writes outside the outputs (exit 2)."""
+    from recx.config.validate import name_problem
+
+    for arg in args:
+        m = _NAME_RE.match(arg)
+        if not m or "$" in m.group(2):
+            continue
+        key, value = m.groups()
+        loose = key.endswith("category")
+        for token in [value] if loose else value.split(","):  # sweeps: a,b
+            if problem := name_problem(key, token.strip().strip("'\""), loose=loose):
+                _fail(problem)
+
+
 def _extra_conf_dirs(args: list[str]) -> list[Path]:
     out = []
     for i, a in enumerate(args):
@@ -164,6 +188,13 @@ def _stage_from_comp_line() -> str | None:
 
 
 def main() -> None:
+    try:
+        _main()
+    except KeyboardInterrupt:  # Ctrl-C outside a stage (a stage says where to resume itself)
+        _fail("interrupted", code=130)
+
+
+def _main() -> None:
     args = sys.argv[1:]
     if not args or args[0] in ("-h", "--help", "help"):
         print_stage_overview()
@@ -182,15 +213,16 @@ def main() -> None:
             _fail(_suggest(stage, STAGES, "stage") + "\n  overview: recx --help")
     names = register_configs(_extra_conf_dirs(rest))
     check_group_values(rest, names)
+    check_names(rest)
     _pin_ddp_run_dir(stage, rest)
     sys.argv = [sys.argv[0], f"--config-name={stage}", *rest]
     if "--help" in rest or "-h" in rest:
-        _stage_help()
+        _stage_help(stage, rest)
         return
-    _hydra_entry()
+    _hydra_entry(stage, rest)
 
 
-def _stage_help() -> None:
+def _stage_help(stage: str, rest: list[str]) -> None:
     """Hydra's help of a stage without the `_schema` nodes the group YAMLs inherit from (they are
     not options a user picks)."""
     import contextlib
@@ -199,7 +231,7 @@ def _stage_help() -> None:
     buf = io.StringIO()
     try:
         with contextlib.redirect_stdout(buf):
-            _hydra_entry()
+            _hydra_entry(stage, rest)
     finally:
         print(re.sub(r"\b_schema(, |$)", "", buf.getvalue(), flags=re.M), end="")
 
@@ -217,7 +249,10 @@ def _pin_ddp_run_dir(stage: str, rest: list[str]) -> None:
         rest += [f"hydra.job.name={stage}_rank{rank}", "hydra.job_logging.root.handlers=[file]"]
 
 
-def _hydra_entry() -> None:
+def _hydra_entry(stage: str, rest: list[str]) -> None:
+    """Run the stage under Hydra. Hydra's own errors (composition, overrides, launchers) come
+    back as exceptions and are printed as one recx message; `HYDRA_FULL_ERROR=1` set by the
+    user keeps Hydra's traceback (and makes stages print theirs, `RECX_TRACEBACK`)."""
     import hydra
 
     @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name=None)
@@ -226,7 +261,18 @@ def _hydra_entry() -> None:
 
         return run_stage(cfg)
 
-    entry()
+    full = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ.setdefault("RECX_TRACEBACK", "1" if full else "0")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors to us instead of printing
+    try:
+        entry()
+    except Exception as e:
+        if full:
+            raise
+        from recx.config.explain import explain
+
+        message, code = explain(e, stage, rest)
+        _fail(message, code)
     from recx.hydra_callbacks import exit_code
 
     code = exit_code()

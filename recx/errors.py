@@ -1,10 +1,13 @@
 """Errors that recx reports to users: what went wrong, and the override or command that fixes it.
 
 Each class carries an exit code (ARCHITECTURE §10). Stages raise these; the CLI prints them as a
-rich panel without a traceback.
+rich panel without a traceback. Ctrl-C ends a run with exit code 130 and one line
+(`Interrupted`).
 """
 
 from __future__ import annotations
+
+import re
 
 
 class RecxError(Exception):
@@ -20,6 +23,19 @@ class RecxError(Exception):
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\nFix: {self.hint}"
+
+    def for_role(self, role: str) -> RecxError:
+        """The same error with `dataset.<key>` spelt as the key of the data set's role in the
+        stage (`target.raw_dir`, `source.<name>.raw_dir`): data code knows no roles."""
+        if role == "dataset":
+            return self
+        sub = re.compile(r"(?<![\w.])dataset\.(?=[\w<])")
+        out = type(self).__new__(type(self))
+        out.__dict__.update(self.__dict__)
+        out.message = sub.sub(f"{role}.", self.message)
+        out.hint = sub.sub(f"{role}.", self.hint) if self.hint else self.hint
+        out.args = (out.message,)
+        return out
 
 
 class ConfigError(RecxError):
@@ -73,3 +89,20 @@ class ModelUnavailableError(RecxError):
 class EvalError(RecxError):
     exit_code = 6
     title = "evaluation error"
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C. `resume_epoch` is the epoch the same command resumes training from (None when
+    it was not training)."""
+
+    exit_code = 130
+
+    def __init__(self, resume_epoch: int | None = None):
+        super().__init__()
+        self.resume_epoch = resume_epoch
+
+    @property
+    def line(self) -> str:
+        if self.resume_epoch is None:
+            return "interrupted; the same command starts again (finished cache entries are kept)"
+        return f"interrupted; the same command resumes from epoch {self.resume_epoch}"

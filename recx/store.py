@@ -5,6 +5,10 @@ An entry is a directory named by a content hash. A producer takes `<entry>.lock`
 `meta.json`, renames the directory into place and touches `_SUCCESS`. Readers trust only entries
 with `_SUCCESS`, so nothing half-written is ever used. Concurrent jobs that need the same entry
 wait for the first builder instead of duplicating or corrupting its work.
+
+`meta.json` lists every file of the entry with its size. An entry whose file went missing or
+changed size since (a truncated copy, a deleted `model.pt`) is damaged: it no longer counts as
+ready, and the next job that needs it rebuilds it in place.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import sys
@@ -29,8 +34,45 @@ HEARTBEAT_S = 60.0
 STALE_S = 600.0
 
 
+META = "meta.json"
+_TMP = re.compile(r"\.tmp\d*$")  # what atomic writers leave behind when killed mid-write
+
+
 def is_ready(entry: Path) -> bool:
-    return (Path(entry) / SUCCESS).exists()
+    """The entry is complete and none of its files went missing or changed size since."""
+    return (Path(entry) / SUCCESS).exists() and entry_problem(entry) is None
+
+
+def entry_problem(entry: Path) -> str | None:
+    """Why a finished entry cannot be trusted (a file missing or of another size than when it
+    was committed), or None. Entries written before the file list existed are trusted."""
+    entry = Path(entry)
+    try:
+        files = json.loads((entry / META).read_text()).get("files")
+    except FileNotFoundError:
+        return f"{META} is missing"
+    except (OSError, ValueError, AttributeError):
+        return f"{META} is unreadable"
+    for name, size in (files or {}).items():
+        try:
+            actual = (entry / name).stat().st_size
+        except OSError:
+            return f"{name} is missing"
+        if actual != size:
+            return f"{name} has {actual} bytes, {size} when it was written"
+    return None
+
+
+def _file_sizes(folder: Path) -> dict[str, int]:
+    return {p.relative_to(folder).as_posix(): p.stat().st_size
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _drop_leftovers(folder: Path) -> None:
+    """Remove the temporary files of writers that were killed mid-write."""
+    for p in list(folder.rglob("*")):
+        if p.is_file() and _TMP.search(p.name):
+            p.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -203,12 +245,18 @@ class Store:
         """Build `entry` atomically. Yields the partial dir, or None if the entry is ready.
 
         On an exception the partial dir stays (so training can resume from `last.pt`) unless
-        `keep_partial` is false; it never looks complete because `_SUCCESS` is missing.
+        `keep_partial` is false or nothing was written into it; it never looks complete because
+        `_SUCCESS` is missing. A partial dir left by a killed job is started afresh (or, with
+        `keep_partial`, kept without the temporary files of interrupted writes). A damaged
+        entry (see `entry_problem`) is rebuilt and replaced.
         """
         entry = Path(entry)
-        if is_ready(entry):
-            yield None
-            return
+        if (entry / SUCCESS).exists():
+            problem = entry_problem(entry)
+            if problem is None:
+                yield None
+                return
+            log.warning("damaged cache entry %s (%s): rebuilding it", entry, problem)
         lock = _Lock(entry.with_name(entry.name + ".lock"), self.wait_timeout_s)
         if not lock.acquire(done=lambda: is_ready(entry)):
             yield None
@@ -216,17 +264,26 @@ class Store:
         partial = self.partial_of(entry)
         t0 = time.time()
         try:
+            if partial.exists():
+                if keep_partial:
+                    _drop_leftovers(partial)
+                else:
+                    shutil.rmtree(partial)
             partial.mkdir(parents=True, exist_ok=True)
             try:
                 yield partial
             except BaseException:
-                if not keep_partial:
-                    shutil.rmtree(partial, ignore_errors=True)
+                if partial.exists():
+                    _drop_leftovers(partial)
+                    if not keep_partial or not any(partial.iterdir()):
+                        shutil.rmtree(partial, ignore_errors=True)
                 raise
+            _drop_leftovers(partial)
             info = provenance(meta or {})
             info["build_seconds"] = round(time.time() - t0, 3)
-            atomic_write_json(partial / "meta.json", info)
-            if entry.exists():  # an earlier, incomplete copy without _SUCCESS
+            info["files"] = _file_sizes(partial)
+            atomic_write_json(partial / META, info)
+            if entry.exists():  # an earlier copy without _SUCCESS, or a damaged one
                 shutil.rmtree(entry)
             os.replace(partial, entry)
             (entry / SUCCESS).touch()

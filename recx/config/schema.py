@@ -3,15 +3,141 @@
 Each group option YAML starts with `defaults: [_schema, _self_]`, which merges the dataclass below
 under the file's own values. Hydra then rejects unknown keys (struct mode) and values of the wrong
 type at override time, before any work starts.
+
+Fields with a closed set of values name it with a `Choice` enum (`choice(Ties, "pessimistic")`);
+`recx.config.validate` checks every one of them, with a "did you mean", before any data is read.
+The values stay plain strings in the config: an OmegaConf enum field would turn them into enum
+members, and every hash and protocol string built from them would change.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from omegaconf import MISSING
+
+
+class Choice(str, Enum):
+    """The values a string field accepts (member name = value)."""
+
+    @classmethod
+    def values(cls) -> list[str]:
+        return [m.value for m in cls]
+
+
+def choice(kind: type[Choice], default: str | None):
+    return field(default=default, metadata={"choices": kind})
+
+
+def choice_fields(schema, prefix: str = "") -> dict[str, type[Choice]]:
+    """{dotted key: its Choice enum} of a schema dataclass, nested dataclasses included."""
+    out = {}
+    for f in dataclasses.fields(schema):
+        path = f"{prefix}{f.name}"
+        if "choices" in f.metadata:
+            out[path] = f.metadata["choices"]
+        sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(sub):
+            out.update(choice_fields(sub, f"{path}."))
+    return out
+
+
+class Archive(Choice):
+    none = "none"
+    zip = "zip"
+    gzip = "gzip"
+    tar = "tar"
+
+
+class TimestampUnit(Choice):  # or a strptime format containing '%'
+    s = "s"
+    ms = "ms"
+    us = "us"
+    ns = "ns"
+    days = "days"
+    iso = "iso"
+
+
+class Dedup(Choice):
+    earliest = "earliest"
+    all = "all"
+    first_row = "first_row"
+
+
+class Verify(Choice):
+    stat = "stat"  # a file is known by path, size, mtime and ctime (its sha256 remembered)
+    hash = "hash"  # read and hash every input file on every run
+
+
+class Amp(Choice):
+    auto = "auto"
+    off = "off"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class Resume(Choice):
+    auto = "auto"
+    never = "never"
+
+
+class Backend(Choice):
+    auto = "auto"
+    nccl = "nccl"
+    gloo = "gloo"
+
+
+class Scenario(Choice):
+    leave_one_out = "leave_one_out"
+    global_time = "global_time"
+
+
+class Candidates(Choice):
+    full = "full"
+    sampled = "sampled"
+
+
+class Sampler(Choice):
+    uniform = "uniform"
+    popularity = "popularity"
+
+
+class MaskHistory(Choice):  # compared case-insensitively (YAML true becomes "True")
+    auto = "auto"
+    true = "true"
+    false = "false"
+    on = "on"
+    off = "off"
+
+
+class MaskVariants(Choice):
+    both = "both"
+    policy = "policy"
+
+
+class Ties(Choice):
+    pessimistic = "pessimistic"
+    random = "random"
+    optimistic = "optimistic"
+
+
+class SelectProtocol(Choice):
+    full = "full"
+    same = "same"
+
+
+class TextKind(Choice):
+    sentence_transformers = "sentence_transformers"
+    hashing = "hashing"
+
+
+class Pooling(Choice):
+    mean = "mean"
+    cls = "cls"
 
 
 # --------------------------------------------------------------------------------------- dataset
@@ -22,7 +148,7 @@ class OriginSchema:
     citation: str | None = None
     url: str | None = None  # official download; several files → `urls`
     urls: dict[str, str] = field(default_factory=dict)  # file → url, when files come separately
-    archive: str = "none"  # none | zip | gzip | tar
+    archive: str = choice(Archive, "none")
     files: dict[str, Any] = field(default_factory=dict)  # expected file → sha256 (or null)
     optional: list[str] = field(default_factory=list)  # files read when present (e.g. tags)
     sha256: str | None = None  # of the `url` download itself (the archive), when pinned
@@ -41,7 +167,7 @@ class ColumnsSchema:
 
 @dataclass
 class TimestampSchema:
-    unit: str = "s"  # s | ms | us | days | iso | a strptime format containing '%'
+    unit: str = choice(TimestampUnit, "s")  # or a strptime format containing '%'
 
 
 @dataclass
@@ -62,7 +188,7 @@ class KCoreSchema:
 
 @dataclass
 class FiltersSchema:
-    dedup: str = "earliest"  # earliest | all | first_row
+    dedup: str = choice(Dedup, "earliest")
     min_rating: float | None = None
     k_core: KCoreSchema = field(default_factory=KCoreSchema)
 
@@ -143,12 +269,13 @@ class DatasetSchema:
     layout: str | None = None  # null = first complete layout (default first); or a layout name
     options: dict[str, Any] = field(default_factory=dict)  # reader-specific settings
     pretrain_only: bool = False  # the data cannot be evaluated (e.g. held-out events missing)
+    verify: str = choice(Verify, "stat")  # how a cached input file is known to be unchanged
 
 
 # ----------------------------------------------------------------------------------------- train
 @dataclass
 class DDPSchema:
-    backend: str = "auto"  # auto = nccl on CUDA, gloo on CPU
+    backend: str = choice(Backend, "auto")  # auto = nccl on CUDA, gloo on CPU
     timeout_s: int = 1800  # collective timeout (rank 0 validates while the others wait)
     find_unused_parameters: bool = False  # DDP option: needed if a loss leaves parameters unused
 
@@ -157,11 +284,11 @@ class DDPSchema:
 class TrainSchema:
     max_epochs: int | None = None  # null = the model's recipe
     limit_batches: int | None = None  # cap batches per epoch (smoke tests)
-    amp: str = "auto"  # auto (bf16 on CUDA) | off | bf16 | fp16
+    amp: str = choice(Amp, "auto")  # auto = bf16 on CUDA
     grad_clip: float | None = None
     num_workers: int = 0
     checkpoint_every: int = 1
-    resume: str = "auto"  # auto | never
+    resume: str = choice(Resume, "auto")
     user_fraction: float = 1.0  # train on a seeded fraction of users (IDP's cold setting)
     compile: bool = False  # torch.compile the network (GPU)
     ddp: DDPSchema = field(default_factory=DDPSchema)
@@ -170,22 +297,22 @@ class TrainSchema:
 # ------------------------------------------------------------------------------------------ eval
 @dataclass
 class EvalSchema:
-    scenario: str = "leave_one_out"  # leave_one_out | global_time
+    scenario: str = choice(Scenario, "leave_one_out")
     valid_quantile: float = 0.8  # global_time
     test_quantile: float = 0.9
-    candidates: str = "full"  # full | sampled
+    candidates: str = choice(Candidates, "full")
     n_negatives: int = 100
-    sampler: str = "uniform"  # uniform | popularity
+    sampler: str = choice(Sampler, "uniform")
     popularity_power: float = 1.0
     share_valid_test_negatives: bool = False
     negatives_seed: int = 2024
-    mask_history: str = "auto"  # auto (the domain's policy) | true | false
-    mask_variants: str = "both"  # both | policy: full-ranking rows of the other rule too
-    ties: str = "pessimistic"  # pessimistic | random | optimistic
+    mask_history: str = choice(MaskHistory, "auto")  # auto = the domain's policy
+    mask_variants: str = choice(MaskVariants, "both")  # both: rows of the other rule too
+    ties: str = choice(Ties, "pessimistic")
     metrics: list[str] = field(default_factory=lambda: ["Recall", "NDCG", "MRR"])
     ks: list[int] = field(default_factory=lambda: [10, 20, 50])
     select_metric: str = "NDCG@10"
-    select_protocol: str = "full"  # full | same
+    select_protocol: str = choice(SelectProtocol, "full")
     batch_users: int = 1024
     max_scores: int = 50_000_000  # cap on users x items scored at once (memory bound)
     slices: list[str] = field(default_factory=lambda: ["all"])
@@ -197,10 +324,10 @@ class EvalSchema:
 # ------------------------------------------------------------------------------------------ text
 @dataclass
 class TextSchema:
-    kind: str = "sentence_transformers"  # sentence_transformers | hashing
+    kind: str = choice(TextKind, "sentence_transformers")
     name: str = "sentence-transformers/all-MiniLM-L6-v2"
     path: str | None = None  # explicit local model folder (first in the resolution order)
-    pooling: str = "mean"  # mean | cls
+    pooling: str = choice(Pooling, "mean")
     max_length: int = 256
     batch_size: int = 256
     dim: int = 384  # hashing only

@@ -21,12 +21,14 @@ from recx.config.schema import text_fields_of
 from recx.data.filters import code_counts
 from recx.data.repeats import repeat_events, summary
 from recx.data.scenarios import SPLIT_CODES, TRAIN
-from recx.store import Store, atomic_write_json, is_ready
+from recx.store import SUCCESS, Store, atomic_write_json, is_ready
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-_HASH_EXCLUDE = ("name", "download", "raw_dir", "origin", "pretrain_only")
+# what reading a damaged cache file raises (truncated parquet or JSON, a file gone)
+UNREADABLE = (OSError, ValueError, KeyError, TypeError, EOFError)
+_HASH_EXCLUDE = ("name", "download", "raw_dir", "origin", "pretrain_only", "verify")
 _SPLIT_KEYS = ("scenario", "valid_quantile", "test_quantile", "cold_item_fraction")
 
 
@@ -73,11 +75,15 @@ class DomainData:
 
     @classmethod
     def load(cls, entry: Path, name: str) -> DomainData:
+        """Read a cache entry; a damaged file raises (see `UNREADABLE`)."""
+        import pyarrow.parquet as pq
+
         entry = Path(entry)
         inter = pd.read_parquet(entry / "interactions.parquet",
                                 columns=["user", "item", "ts", "split"])
         stats = json.loads((entry / "stats.json").read_text())
         meta = json.loads((entry / "domain.json").read_text())
+        pq.read_metadata(entry / "items.parquet")  # read lazily: check its footer now
         return cls.from_frames(name, meta["data_hash"], inter, meta["n_users"], meta["n_items"],
                                text_fields=meta["text_fields"], stats=stats, path=entry,
                                time_scale=meta.get("time_scale") or {})
@@ -204,14 +210,20 @@ def data_hash(ds, eval_cfg, raw_identity: dict) -> str:
 
 
 def raw_identity(ds, files, abort=None) -> dict:
-    """Content identity of the raw inputs: pinned sha256 where configured, else computed."""
+    """Content identity of the raw inputs: pinned sha256 where configured, else computed
+    (remembered by path, size, mtime and ctime; `dataset.verify=hash` reads every file again)."""
     from recx.data.download import sha256_cached
 
     pinned = _pinned(ds)
+    fresh = _verify_by_hash(ds)
     ident = {}
     for p in _identity_paths(ds, files):
-        ident[p.name] = pinned.get(p.name) or sha256_cached(p, abort=abort)
+        ident[p.name] = pinned.get(p.name) or sha256_cached(p, abort=abort, fresh=fresh)
     return ident or pinned
+
+
+def _verify_by_hash(ds) -> bool:
+    return str(ds.get("verify") or "stat") == "hash"
 
 
 def _pinned(ds) -> dict:
@@ -225,6 +237,8 @@ def _identity_paths(ds, files) -> list[Path]:
 def _unhashed(ds, files) -> bool:
     from recx.data.download import sha256_known
 
+    if _verify_by_hash(ds):  # hashed first: an unchanged file is a cache hit, not a rebuild
+        return False
     pinned = _pinned(ds)
     return any(p.name not in pinned and not sha256_known(p) for p in _identity_paths(ds, files))
 
@@ -244,32 +258,37 @@ def load_domain(ds, eval_cfg, paths, *, offline: bool = False, progress=None) ->
     h = data_hash(ds, eval_cfg, ident)
     entry = Store(paths.cache).entry("data", ds.name, h)
     if is_ready(entry):
-        built = None
-    else:
-        def build(tmp: Path) -> None:
-            nonlocal built
-            if built is None:
-                built = _build(ds, files, eval_cfg)
-            out, truth = built
-            log.info("caching %s → %s", ds.name, entry)
-            # plain encoding: a dictionary attempt on 10M-row id columns costs ~40 % more
-            # time and ~60 MiB more peak memory for a ~20 % smaller file
-            out.interactions.to_parquet(tmp / "interactions.parquet", index=False,
-                                        use_dictionary=False)
-            out.items.to_parquet(tmp / "items.parquet", index=False)
-            out.users.to_parquet(tmp / "users.parquet", index=False)
-            atomic_write_json(tmp / "stats.json", out.stats)
-            atomic_write_json(tmp / "domain.json", _domain_meta(h, out.stats, ds))
-            if truth is not None:
-                atomic_write_json(tmp / "truth.json", truth)
+        try:
+            return DomainData.load(entry, ds.name)
+        except UNREADABLE as e:  # e.g. a truncated copy: rebuild it
+            log.warning("damaged cache entry %s (%s): rebuilding it", entry,
+                        f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            (entry / SUCCESS).unlink(missing_ok=True)
 
-        from omegaconf import OmegaConf
+    def build(tmp: Path) -> None:
+        nonlocal built
+        if built is None:
+            built = _build(ds, files, eval_cfg)
+        out, truth = built
+        log.info("caching %s → %s", ds.name, entry)
+        # plain encoding: a dictionary attempt on 10M-row id columns costs ~40 % more
+        # time and ~60 MiB more peak memory for a ~20 % smaller file
+        out.interactions.to_parquet(tmp / "interactions.parquet", index=False,
+                                    use_dictionary=False)
+        out.items.to_parquet(tmp / "items.parquet", index=False)
+        out.users.to_parquet(tmp / "users.parquet", index=False)
+        atomic_write_json(tmp / "stats.json", out.stats)
+        atomic_write_json(tmp / "domain.json", _domain_meta(h, out.stats, ds))
+        if truth is not None:
+            atomic_write_json(tmp / "truth.json", truth)
 
-        Store(paths.cache).get_or_build(entry, build, meta={
-            "kind": "data", "dataset": ds.name, "data_hash": h,
-            "config": OmegaConf.to_container(ds, resolve=True),
-        })
-    if built is None:
+    from omegaconf import OmegaConf
+
+    Store(paths.cache).get_or_build(entry, build, meta={
+        "kind": "data", "dataset": ds.name, "data_hash": h,
+        "config": OmegaConf.to_container(ds, resolve=True),
+    })
+    if built is None:  # another job built it while this one waited
         return DomainData.load(entry, ds.name)
     # just built: use the frames in memory rather than read the parquet back (a second copy)
     out = built[0]

@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 
 from recx.config.hashing import stat_identity
-from recx.errors import ChecksumError, ConfigError, DataMissingError
+from recx.errors import ChecksumError, ConfigError, DataFormatError, DataMissingError
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,7 @@ def fmt(ds, text: str | None) -> str | None:
     cat = ds.get("category") if hasattr(ds, "get") else None
     if not cat or str(cat) == "???":
         raise ConfigError(f"dataset {ds.name!r} needs a category (its files are named by it)",
-                          hint="set dataset.category=<name>, e.g. dataset.category=Beauty "
-                          "(target.category=... / source.<name>.category=... in transfer stages)")
+                          hint="set dataset.category=<name>, e.g. dataset.category=Beauty")
     return str(text).replace("{category}", str(cat))
 
 
@@ -174,8 +173,7 @@ def _missing_message(ds, looked_in: str, missing: dict[str, list[str]], *,
         if view.origin.instructions:
             lines.append(f"  Instructions{label}:    {view.origin.instructions}")
     lines.append(f"  Looked in:       {looked_in}")
-    hint = ("place the files in a folder and pass dataset.raw_dir=/path/to/folder "
-            "(target.raw_dir=... / source.<name>.raw_dir=... inside transfer stages)")
+    hint = "place the files in a folder and pass dataset.raw_dir=/path/to/folder"
     if not manual:
         hint = ("allow the download (dataset.download=true"
                 + (", offline=false" if offline else "") + "), or " + hint)
@@ -209,16 +207,31 @@ def resolve_raw_files(ds, paths, offline: bool = False) -> RawFiles:
         if ds["items"].path:
             explicit["items"] = Path(ds["items"].path)
         for role, p in explicit.items():
+            key = f"dataset.{'path' if role == 'main' else 'items.path'}"
+            what = "interactions" if role == "main" else "item"
             if not p.exists():
                 raise DataMissingError(
-                    f"{'interactions' if role == 'main' else 'item'} file {str(p)!r} not found "
-                    f"(dataset.{'path' if role == 'main' else 'items.path'})",
+                    f"{what} file {str(p)!r} not found ({key})",
                     hint="give an existing file, relative to the directory you run recx from "
                     "or absolute")
+            if p.is_dir():
+                inside = sorted(x.name for x in p.iterdir() if x.is_file())[:5]
+                raise DataFormatError(
+                    f"{key}={str(p)!r} is a directory, not the {what} file"
+                    + (f" (it holds {', '.join(inside)}{', ...' if len(inside) == 5 else ''})"
+                       if inside else ""),
+                    hint=f"name the file itself: {key}={p / (inside[0] if inside else '<file>')}"
+                    " (dataset.raw_dir is the folder setting of the named data sets)")
         return RawFiles(None, explicit)
     candidates = _candidates(ds)
     if ds.raw_dir:
         folder = Path(ds.raw_dir)
+        if folder.is_file():
+            raise DataMissingError(
+                f"dataset.raw_dir={str(folder)!r} is a file; it must be the folder that holds "
+                f"the data set's files ({', '.join(expected_files(ds))})",
+                hint="pass the folder (dataset.raw_dir=<folder>); a file of your own is read "
+                "with dataset=custom dataset.path=<file>")
         files = _first_complete(ds, folder, candidates)
         if files is None:
             raise _missing_message(ds, f"{folder}/ (dataset.raw_dir)",
@@ -311,7 +324,7 @@ def verify_checksums(ds, files: RawFiles, *, quarantine: bool = False) -> None:
         if not want or not files.exists(name):
             continue
         path = files.path(name)
-        got = sha256_cached(path)
+        got = sha256_cached(path, fresh=str(ds.get("verify") or "stat") == "hash")
         if got != want:
             where = ""
             if quarantine:
@@ -331,13 +344,14 @@ _MEMO_FILE: Path | None = None
 
 
 def _use_sha_memo(cache_root: Path) -> None:
-    """Persist the sha256 of every raw file recx hashed (keyed by path, size and mtime) in the
-    cache, so a 5 GB file is hashed once, not per run; deleting the cache forgets it."""
+    """Persist the sha256 of every raw file recx hashed (keyed by path, size, mtime and ctime)
+    in the cache, so a 5 GB file is hashed once, not per run; deleting the cache forgets it."""
     global _MEMO_FILE
     _MEMO_FILE = Path(cache_root) / "sha256-memo.json"
     try:
         for row in json.loads(_MEMO_FILE.read_text()):
-            _SHA_MEMO.setdefault(tuple(row[:3]), row[3])
+            if len(row) == _MEMO_KEY_LEN + 1:  # rows of an older key are dropped
+                _SHA_MEMO.setdefault(tuple(row[:-1]), row[-1])
     except (OSError, ValueError, TypeError, IndexError):
         pass
 
@@ -355,8 +369,13 @@ def _save_sha_memo() -> None:
         tmp.unlink(missing_ok=True)
 
 
+_MEMO_KEY_LEN = 4
+
+
 def _memo_key(path: Path) -> tuple:
-    return stat_identity(path)
+    """Path, size, mtime and ctime: a file edited in place keeps its size and can get its mtime
+    back (`touch -d`), but its ctime changes with every write and cannot be set by hand."""
+    return (*stat_identity(path), Path(path).stat().st_ctime_ns)
 
 
 def sha256_known(path: Path) -> bool:
@@ -364,11 +383,19 @@ def sha256_known(path: Path) -> bool:
     return _memo_key(path) in _SHA_MEMO
 
 
-def sha256_cached(path: Path, abort=None) -> str:
+def remember_sha256(path: Path, sha: str) -> None:
+    """Record a hash just computed (e.g. while checking an extracted archive member)."""
+    _SHA_MEMO[_memo_key(path)] = sha
+    _save_sha_memo()
+
+
+def sha256_cached(path: Path, abort=None, fresh: bool = False) -> str:
+    """The file's sha256, from the memo when its stat identity is unchanged (`fresh`: read the
+    file again whatever the memo says, for `dataset.verify=hash`)."""
     from recx.config.hashing import file_sha256
 
     key = _memo_key(path)
-    if key not in _SHA_MEMO:
+    if fresh or key not in _SHA_MEMO:
         _SHA_MEMO[key] = file_sha256(path, abort=abort)
         _save_sha_memo()
     return _SHA_MEMO[key]

@@ -9,8 +9,9 @@ Guarantees:
   server honours it (``206``), and restarted from zero otherwise;
 - a checksum mismatch renames the file ``<file>.corrupt`` and raises :class:`ChecksumError`
   with the expected and the actual hash;
-- archives (zip, tar, gzip) are extracted member by member through ``<member>.part`` files,
-  refusing members that would land outside the folder;
+- archives (zip, tar, gzip) are extracted into a staging folder, refusing members that would
+  land outside it, and their files move into place only when every pinned sha256 matches: a
+  rejected archive leaves no file that a later run would take as data;
 - ``file://`` URLs work (tests and mirrors on a shared disk), with resume by seeking;
 - progress is a rich bar on a terminal and one log line per 10 % otherwise (SLURM, CI, logs);
 - ``offline=true`` forbids all of it.
@@ -21,6 +22,7 @@ sha256 is written to ``<folder>/download.json`` so that it can be pinned.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.client
@@ -75,7 +77,8 @@ def download_dataset(ds, folder: Path, *, offline: bool = False,
                 gz = folder / Path(urllib.parse.urlparse(url).path).name
                 sha = fetch_url(url, gz, progress=progress)
                 record[gz.name] = {"url": url, "sha256": sha}
-                gunzip(gz, folder / name)
+                with staging(folder, pins, gz) as tmp:
+                    gunzip(gz, tmp / name)
                 got.append(gz)
             else:
                 target = folder / name
@@ -92,19 +95,21 @@ def download_dataset(ds, folder: Path, *, offline: bool = False,
                         md5=ds.origin.get("md5"))
         record[fname] = {"url": url, "sha256": sha}
         got.append(target)
-        if archive == "zip":
-            extract_zip(target, folder, wanted)
-        elif archive == "tar":
-            extract_tar(target, folder, wanted)
-        elif archive == "gzip":
-            if len(wanted) != 1:
-                raise DataFormatError(f"archive: gzip holds one file, but {len(wanted)} are "
-                                      f"expected ({wanted})", path=target,
-                                      hint="list exactly one file in origin.files")
-            gunzip(target, folder / wanted[0])
-        elif archive != "none":
+        if archive not in ("none", "zip", "tar", "gzip"):
             raise DataFormatError(f"unknown origin.archive={archive!r}",
                                   hint="use none, zip, tar or gzip")
+        if archive == "gzip" and len(wanted) != 1:
+            raise DataFormatError(f"archive: gzip holds one file, but {len(wanted)} are "
+                                  f"expected ({wanted})", path=target,
+                                  hint="list exactly one file in origin.files")
+        if archive != "none":
+            with staging(folder, pins, target) as tmp:
+                if archive == "zip":
+                    extract_zip(target, tmp, wanted)
+                elif archive == "tar":
+                    extract_tar(target, tmp, wanted)
+                else:
+                    gunzip(target, tmp / wanted[0])
     unpinned = [n for n in wanted if not pins.get(n) and (folder / n).exists()]
     if unpinned and not ds.origin.get("sha256") and not ds.origin.get("md5"):
         log.warning("%s: no sha256 pinned for %s; the computed hashes are in %s",
@@ -305,6 +310,46 @@ def _mib(n: int | None) -> str:
 
 
 # ------------------------------------------------------------------------------ archives
+@contextlib.contextmanager
+def staging(folder: Path, pins: dict[str, str | None], archive: Path):
+    """A fresh folder to extract `archive` into. Its files move into `folder` only when the
+    extraction finished and every pinned sha256 matches, so a rejected archive (an unsafe
+    member, a damaged or foreign file) leaves nothing that a later run would take as data."""
+    from recx.config.hashing import file_sha256
+    from recx.data.download import remember_sha256
+
+    tmp = folder / f".extracting-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        files = [p for p in sorted(tmp.rglob("*")) if p.is_file()]
+        sums = {}
+        for p in files:
+            rel = p.relative_to(tmp).as_posix()
+            want = pins.get(rel) or next((v for k, v in pins.items()
+                                          if Path(k).name == p.name), None)
+            if want:
+                sums[p] = file_sha256(p)
+                if sums[p] != want:
+                    bad = archive.with_name(archive.name + ".corrupt")
+                    os.replace(archive, bad)
+                    raise ChecksumError(
+                        f"{archive.name}: member {rel} has sha256 {sums[p]}, expected {want}; "
+                        f"nothing was extracted and the archive was moved to {bad}",
+                        hint="the server returned a different or damaged archive: run the "
+                        "command again later, or download it by hand, check it, and pass "
+                        "dataset.raw_dir=<folder>")
+        for p in files:
+            dest = folder / p.relative_to(tmp)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, dest)
+            if p in sums:
+                remember_sha256(dest, sums[p])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _safe_dest(folder: Path, member: str) -> Path:
     dest = (folder / member).resolve()
     if not str(dest).startswith(str(folder.resolve()) + os.sep):

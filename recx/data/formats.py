@@ -52,6 +52,7 @@ from recx.data.readers.common import (  # noqa: F401 - re-exported for readers a
     scan_csv,
     scan_json,
     sniff_separator,
+    text_encoding,
 )
 from recx.errors import ConfigError, DataFormatError
 
@@ -211,16 +212,19 @@ def read_custom(ds, files: RawFiles) -> RawData:
     elif name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".ndjson.gz")):
         _scan_json_table(path, sink, wanted, usecols, ds)
     else:
+        encoding = text_encoding(path, (ds.options or {}).get("encoding"))
         sep = ds.sep
         if sep is None:
-            sep = "\t" if path.suffix in (".tsv", ".tab") else sniff_separator(path)
-        header = csv_header(path, sep)
+            sep = "\t" if path.suffix in (".tsv", ".tab") else sniff_separator(
+                path, encoding=encoding)
+        header = csv_header(path, sep, encoding)
+        require_unique(header, path)
         require_columns(pd.DataFrame(columns=header), wanted, path)
         scan_csv(path, sink, sep=sep, usecols=usecols, ids=(cols.user, cols.item),
                  numeric=numeric_type_columns(ds, cols.timestamp, cols.rating),
                  strings=text_type_columns(ds, cols.timestamp),
                  newlines_in_values=bool((ds.options or {}).get("newlines_in_values", False)),
-                 encoding=str((ds.options or {}).get("encoding", "utf-8")))
+                 encoding=encoding, encoding_errors="strict")
     raw = sink.finish()
     check_not_empty(raw.interactions, path)
     if ds["items"].path or ds["items"].file:
@@ -237,15 +241,32 @@ def read_custom(ds, files: RawFiles) -> RawData:
 
 
 def _scan_parquet(path: Path, sink: Sink, wanted: dict, usecols: list[str]) -> None:
+    """Row numbers stand in for lines (row 1 is the first)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with reading(path):
+    try:
         pf = pq.ParquetFile(path)
         require_columns(pd.DataFrame(columns=pf.schema_arrow.names), wanted, path)
         line = 1
         for batch in pf.iter_batches(batch_size=1 << 20, columns=usecols):
             sink.add(batch, line)
             line += batch.num_rows
+    except (pa.ArrowException, OSError) as e:
+        raise DataFormatError(f"not a readable Parquet file ({str(e).splitlines()[0]})",
+                              path=path, hint="the file is damaged or not Parquet: write it "
+                              "again (or give a .csv/.jsonl file)") from None
+
+
+def require_unique(header: list[str], path: Path) -> None:
+    """Two columns of one name make `dataset.columns.*` ambiguous."""
+    seen = set()
+    for i, name in enumerate(header):
+        if name in seen:
+            raise DataFormatError(
+                f"the header names column {name!r} twice (column {i + 1} repeats it)",
+                path=path, line=1, hint="rename one of them in the file's first line")
+        seen.add(name)
 
 
 def _scan_json_table(path: Path, sink: Sink, wanted: dict, usecols: list[str], ds) -> None:

@@ -53,7 +53,24 @@ def execute(cfg, run_dir: Path, progress=None) -> StageResult:
     if device.type == "cpu" and str(cfg.stage) not in ("preprocess", "report"):  # torch's work
         check_cpu_share(threads)
     ctx = Context(cfg=cfg, run_dir=Path(run_dir), device=device, progress=progress)
-    return stage_function(str(cfg.stage))(ctx)
+    result = stage_function(str(cfg.stage))(ctx)
+    check_evaluated(result.rows)
+    return result
+
+
+def check_evaluated(rows: list[dict]) -> None:
+    """A run whose metrics rest on no user at all is an error, not a row of zeros."""
+    from recx.errors import EvalError
+
+    for r in rows:
+        if r.get("status", "ok") == "ok" and r.get("slice", "all") == "all" and \
+                r.get("n_users") == 0:
+            raise EvalError(
+                f"{r.get('split')} of {r.get('target')}: no user was evaluated (model "
+                f"{r.get('model')}), so the metrics would mean nothing",
+                hint="every evaluated user needs a history and a held-out event: keep users "
+                "with at least 3 events (dataset.filters.k_core.user=3; target.… or "
+                "source.<name>.… in transfer stages), and check eval.sample_users")
 
 
 def _optimized(cfg, rows) -> float | None:
@@ -97,6 +114,15 @@ def run_stage(cfg):
         if multirun:
             return None
         sys.exit(getattr(e, "exit_code", 1))
+    except KeyboardInterrupt as e:  # Ctrl-C: one line, no traceback
+        from recx.errors import Interrupted
+
+        line = (e if isinstance(e, Interrupted) else Interrupted()).line
+        (run_dir / "error.txt").write_text(line + "\n")
+        from recx.console import err_console
+
+        err_console.print(f"[bold red]recx {cfg.stage}:[/bold red] {line}", highlight=False)
+        sys.exit(Interrupted.exit_code)
     finally:
         gc.collect()
         try:
@@ -129,7 +155,8 @@ def _report_failure(e: Exception, cfg, run_dir: Path, multirun: bool) -> None:
         body = escape(f"{type(e).__name__}: {e}")
         title = "unexpected error"
     body += f"\n\nrun dir: {escape(str(run_dir))}"
-    if os.environ.get("HYDRA_FULL_ERROR") == "1" or not is_recx:
+    if os.environ.get("RECX_TRACEBACK", os.environ.get("HYDRA_FULL_ERROR")) == "1" or \
+            not is_recx:
         err_console.print(detail)
     err_console.print(Panel(body, title=escape(f"recx {cfg.stage}: {title}"), border_style="red",
                             expand=False))

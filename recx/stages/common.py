@@ -14,7 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from recx import __version__
 from recx.config.hashing import drop_keys, stable_hash, stat_identity
+from recx.data.canonical import check_evaluable, role_key
 from recx.data.domain import DomainData, load_domain
+from recx.errors import RecxError
 from recx.eval.cache import scorer_key
 from recx.eval.evaluator import Evaluator, SplitResult
 from recx.store import Store, atomic_write_json, git_state
@@ -42,7 +44,14 @@ class Context:
                           {k: self.cfg.eval[k] for k in ("scenario", "valid_quantile",
                                                          "test_quantile", "cold_item_fraction")})
         if key not in self._domains:
-            d = load_domain(ds_cfg, self.cfg.eval, self.cfg.paths, offline=bool(self.cfg.offline))
+            role = role_key(self.cfg, ds_cfg)
+            try:
+                d = load_domain(ds_cfg, self.cfg.eval, self.cfg.paths,
+                                offline=bool(self.cfg.offline))
+                if str(self.cfg.stage) != "preprocess" and not ds_cfg.get("pretrain_only"):
+                    check_evaluable(d, role, str(self.cfg.eval.scenario))
+            except RecxError as e:  # data code says dataset.<key>; name this stage's key
+                raise e.for_role(role) from None
             d.env = self.feature_env()
             self._domains[key] = d
         return self._domains[key]
@@ -121,6 +130,10 @@ def experiment_config(cfg) -> dict:
     tree = drop_keys(OmegaConf.to_container(cfg, resolve=False), _NOT_EXPERIMENT)
     if isinstance(tree.get("eval"), dict):
         tree["eval"] = drop_keys(tree["eval"], _EVAL_REPORTING)
+    datasets = [tree.get("dataset"), tree.get("target"), *(tree.get("source") or {}).values()]
+    for ds in datasets:  # how an input file is known unchanged is no part of the experiment
+        if isinstance(ds, dict):
+            ds.pop("verify", None)
     return tree
 
 

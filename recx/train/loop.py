@@ -12,6 +12,7 @@ uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from recx.console import progress_bar
-from recx.errors import ConfigError, EvalError
+from recx.errors import CheckpointError, ConfigError, DataFormatError, EvalError, Interrupted
 from recx.train import checkpoint
 from recx.train import distributed as D
 
@@ -80,6 +81,9 @@ def fit(model, domains: list, users: list[np.ndarray], *, train_cfg, seed: int, 
     Under torchrun (`recx.train.distributed`) every rank calls `fit`: users are sharded, the
     batch is split, DDP averages the gradients, and only rank 0 validates and writes `last.pt`.
     """
+    for d, u in zip(domains, users, strict=True):
+        if len(u) == 0:
+            _no_training_users(d)
     optim = model.optim
     max_epochs = int(max_epochs or train_cfg.max_epochs or optim.get("max_epochs", 100))
     eval_every = int(eval_every or optim.get("eval_every", 1))
@@ -115,7 +119,11 @@ def _fit(model, domains, users, *, train_cfg, seed, work_dir, validate, max_epoc
 
     ck = None
     if main and last.exists() and train_cfg.resume == "auto":
-        ck = checkpoint.load(last)
+        try:
+            ck = checkpoint.load(last)
+        except CheckpointError as e:  # e.g. a copy cut short: the resume point is lost
+            log.warning("%s; training %s starts again from epoch 1", e.message, label)
+            last.unlink()
     elif main and last.exists():
         last.unlink()
     if ddp:  # every rank resumes from rank 0's checkpoint (weights and optimiser state)
@@ -136,7 +144,8 @@ def _fit(model, domains, users, *, train_cfg, seed, work_dir, validate, max_epoc
     t_start = time.time()
     n_samples_total = 0
     stop = start >= max_epochs
-    with progress_bar(progress) as bar:
+    saved = start  # epochs that last.pt holds: the same command resumes after them
+    with _resume_point(lambda: saved + 1), progress_bar(progress) as bar:
         for epoch in range(start, max_epochs):
             if stop:
                 break
@@ -242,6 +251,7 @@ def _fit(model, domains, users, *, train_cfg, seed, work_dir, validate, max_epoc
                     "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
                     "epoch": epoch + 1, "best_state": best_state, "best_epoch": res.best_epoch,
                     "best_score": res.best_score, "bad": bad, "history": res.history})
+                saved = epoch + 1
     if best_state is not None and keep_best:
         model.load_state_dict(best_state)
     model.eval()
@@ -250,6 +260,29 @@ def _fit(model, domains, users, *, train_cfg, seed, work_dir, validate, max_epoc
     res.seconds = time.time() - t_start
     res.samples_per_s = n_samples_total / max(res.seconds, 1e-9)
     return res
+
+
+@contextlib.contextmanager
+def _resume_point(next_epoch: Callable[[], int]):
+    """Ctrl-C during training becomes `Interrupted`, which says where the same command goes on
+    (last.pt holds the epochs before it)."""
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        if isinstance(e, Interrupted):
+            raise
+        raise Interrupted(resume_epoch=next_epoch()) from None
+
+
+def _no_training_users(domain) -> None:
+    lengths = np.diff(domain.indptr)[1:]
+    short = int((lengths < 4).sum())
+    raise DataFormatError(
+        f"no user of {domain.name} can be trained on: a training sequence needs 2 training "
+        f"events, and leave-one-out keeps each user's last 2 events for valid and test, so a "
+        f"user needs 4 events ({short} of {len(lengths)} users have fewer)",
+        hint="keep users with at least 4 events: dataset.filters.k_core.user=4 (target.… or "
+        "source.<name>.… in transfer stages)")
 
 
 def _amp(train_cfg, device: torch.device):

@@ -69,7 +69,9 @@ def test_zip_download_extracts_verifies_and_caches(tmp_path):
     assert again.path("ml-latest-small/ratings.csv") == files.path("ml-latest-small/ratings.csv")
 
 
-def test_wrong_checksum_of_a_member_is_quarantined(tmp_path):
+def test_wrong_checksum_of_a_member_leaves_nothing_extracted(tmp_path):
+    """The members are checked before any of them moves into place: the good movies.csv is not
+    left behind either, and the archive is quarantined so the next run downloads it again."""
     cfg, _ = ml_small(tmp_path)
     cfg.dataset.origin.files = {"ml-latest-small/ratings.csv": "0" * 64,
                                 "ml-latest-small/movies.csv": sha(MOVIES)}
@@ -77,8 +79,10 @@ def test_wrong_checksum_of_a_member_is_quarantined(tmp_path):
         resolve_raw_files(cfg.dataset, cfg.paths)
     msg = str(e.value)
     assert "0" * 64 in msg and sha(RATINGS) in msg  # expected and actual
-    member = tmp_path / "data" / "ml_latest_small" / "ml-latest-small" / "ratings.csv"
-    assert not member.exists() and member.with_name("ratings.csv.corrupt").exists()
+    folder = tmp_path / "data" / "ml_latest_small"
+    assert not list(folder.rglob("*.csv")) and not list(folder.glob(".extracting*"))
+    assert (folder / "ml-latest-small.zip.corrupt").exists()
+    assert not (folder / "ml-latest-small.zip").exists()
 
 
 def test_wrong_checksum_of_a_direct_download(tmp_path):

@@ -15,6 +15,7 @@ Errors always name the file and, where it makes sense, the line and column
 from __future__ import annotations
 
 import ast
+import codecs
 import contextlib
 import csv
 import gzip
@@ -30,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recx.data.canonical import RawData, parse_timestamps
+from recx.data.canonical import RawData, check_time_range, empty_id_error, parse_timestamps
 from recx.errors import DataFormatError
 
 CSV_BLOCK = 1 << 20  # bytes per pyarrow CSV block; its reader keeps many blocks in flight
@@ -51,9 +52,82 @@ def open_text(path: Path, encoding: str = "utf-8"):
     return open(path, encoding=encoding, errors="replace")
 
 
-def sniff_separator(path: Path, default: str = ",") -> str:
+_HEAD_BYTES = 1 << 16
+_UTF8 = ("utf-8", "utf8", "utf_8")
+
+
+def _head(path: Path) -> bytes:
+    opener = gzip.open if Path(path).suffix == ".gz" else open
+    with reading(path), opener(path, "rb") as f:
+        return f.read(_HEAD_BYTES)
+
+
+def text_encoding(path: Path, configured: str | None = None) -> str:
+    """The encoding to read a user's text file with.
+
+    A byte-order mark decides (UTF-8 with BOM, UTF-16), as do the zero bytes of UTF-16 text
+    without one; otherwise `configured` (`dataset.options.encoding`, UTF-8 by default). The
+    first 64 KiB must decode: bytes that are no text, or text in another encoding, are a
+    DataFormatError naming the line and the option to set.
+    """
+    path = Path(path)
+    head = _head(path)
+    enc = str(configured or "utf-8")
+    default = enc.lower() in _UTF8
+    if default:
+        if head.startswith(codecs.BOM_UTF8):
+            return "utf-8-sig"
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "utf-16"
+        even, odd = head[0::2], head[1::2]
+        if len(head) >= 8 and odd.count(0) > 0.4 * len(odd) and not even.count(0):
+            return "utf-16-le"
+        if len(head) >= 8 and even.count(0) > 0.4 * len(even) and not odd.count(0):
+            return "utf-16-be"
+    control = sum(head.count(bytes([b])) for b in (*range(0, 9), *range(14, 32)))
+    if default and head and control > 0.01 * len(head):
+        raise DataFormatError(
+            "not a text file (it holds binary bytes, e.g. a compressed or spreadsheet file)",
+            path=path, hint="give a CSV/TSV text file, a .parquet, or a .jsonl file; "
+            "decompress or export the data first (a .gz suffix is read as gzip)")
+    try:
+        codecs.getincrementaldecoder(enc)().decode(head, final=len(head) < _HEAD_BYTES)
+    except LookupError:
+        raise DataFormatError(f"unknown encoding {enc!r} (+dataset.options.encoding)",
+                              path=path, hint="use a Python codec name such as utf-8, "
+                              "latin-1, cp1252 or utf-16") from None
+    except UnicodeDecodeError as e:
+        raise encoding_error(path, enc, e.start, head) from None
+    return enc
+
+
+def encoding_error(path: Path, enc: str, offset: int, data: bytes,
+                   lines_before: int = 0) -> DataFormatError:
+    line = lines_before + data.count(b"\n", 0, offset) + 1
+    return DataFormatError(
+        f"not valid {enc} text (byte 0x{data[offset]:02x})", path=path, line=line,
+        hint="name the file's encoding: +dataset.options.encoding=latin-1 (or cp1252, "
+        "utf-16, ...), or save the file as UTF-8")
+
+
+def first_undecodable(path: Path, enc: str) -> DataFormatError | None:
+    """The error for the first bytes of `path` that do not decode as `enc` (whole file)."""
+    dec = codecs.getincrementaldecoder(enc)()
+    opener = gzip.open if Path(path).suffix == ".gz" else open
+    line = 1
+    with opener(path, "rb") as f:
+        while block := f.read(1 << 20):
+            try:
+                dec.decode(block)
+            except UnicodeDecodeError as e:
+                return encoding_error(path, enc, e.start, block, line - 1)
+            line += block.count(b"\n")
+    return None
+
+
+def sniff_separator(path: Path, default: str = ",", encoding: str = "utf-8") -> str:
     """Guess the delimiter from the first lines (the parsers need it spelled out)."""
-    with reading(path), open_text(path) as f:
+    with reading(path), open_text(path, encoding) as f:
         head = "".join(f.readline() for _ in range(20))
     if not head.strip():
         return default
@@ -170,6 +244,9 @@ class IdCodes:
         self.dicts: list[pa.Array] = []
         self.n_dict = 0
         self.global_len = 0
+        self.lines: list[tuple[int, int]] = []  # (first row, its file line) of every chunk
+        self.where: dict = {}  # path, column and role, for the empty-id error of `finish`
+        self.exact_lines = True  # false when a reader's transform dropped rows of the chunks
 
     def reserve(self, rows: int) -> None:
         self.codes.reserve(rows)
@@ -179,14 +256,14 @@ class IdCodes:
         codes, dictionary = _encode(values)
         if len(codes) and codes.min() < 0:
             i = int(np.flatnonzero(codes < 0)[0])
-            raise DataFormatError(f"empty {role} id", path=path, line=line0 + i, column=column,
-                                  hint=f"remove rows without ids or map dataset.columns.{role} "
-                                  "to the right column")
+            raise empty_id_error(role, path=path, line=line0 + i, column=column)
         if self.dicts and dictionary.type != self.dicts[0].type:
             self.dicts = _common_type(self.dicts)
             dictionary = _common_type([self.dicts[0], dictionary])[1]
         start = self.codes.n
         self.codes.extend(codes)
+        self.lines.append((start, line0))
+        self.where = {"path": path, "column": column, "role": role}
         self.parts.append((start, self.codes.n, len(self.dicts)))
         self.dicts.append(dictionary)
         self.n_dict += len(dictionary)
@@ -212,6 +289,7 @@ class IdCodes:
             return pd.Categorical.from_codes(np.zeros(0, np.int32), categories=pd.Index([]))
         self._compact()
         uniq = self.dicts[0]
+        self._check_blank(uniq)
         if pa.types.is_string(uniq.type) and len(uniq) and pc.all(
                 pc.match_substring_regex(uniq, _CANONICAL_INT)).as_py():
             uniq = pc.cast(uniq, pa.int64())  # numeric ids sort numerically
@@ -225,6 +303,19 @@ class IdCodes:
         return pd.Categorical.from_codes(codes, categories=cats, validate=False)
 
 
+    def _check_blank(self, uniq: pa.Array) -> None:
+        """Blank text and NaN are no ids: checked once on the distinct ids (not per row), the
+        first row that holds one is reported with its line."""
+        blank = _blank(uniq)
+        if blank is None:
+            return
+        row = int(np.flatnonzero(np.isin(self.codes.view(), np.flatnonzero(blank)))[0])
+        start, line0 = next((a, ln) for a, ln in reversed(self.lines) if a <= row)
+        raise empty_id_error(self.where["role"], path=self.where["path"],
+                             line=line0 + row - start if self.exact_lines else None,
+                             column=self.where["column"])
+
+
 def _remap(buf: np.ndarray, a: int, b: int, table: np.ndarray, offset: int) -> None:
     """buf[a:b] = table[offset + buf[a:b]], in place and in slices (small temporaries)."""
     step = 1 << 22
@@ -232,6 +323,19 @@ def _remap(buf: np.ndarray, a: int, b: int, table: np.ndarray, offset: int) -> N
         e = min(b, k + step)
         seg = buf[k:e]
         buf[k:e] = table[seg + offset] if offset else table[seg]
+
+
+def _blank(arr: pa.Array) -> np.ndarray | None:
+    """Where ids hold no id although they are not null: blank text, a float NaN (None if
+    nowhere). Such ids are reported as empty, never merged into one id."""
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        hit = pc.or_(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr))
+    elif pa.types.is_floating(arr.type):
+        hit = pc.is_nan(arr)
+    else:
+        return None
+    hit = np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
+    return hit if hit.any() else None
 
 
 def _encode(values) -> tuple[np.ndarray, pa.Array]:
@@ -252,10 +356,9 @@ def _encode(values) -> tuple[np.ndarray, pa.Array]:
         return codes, _plain(values.dictionary)
     series = values if isinstance(values, pd.Series) else pd.Series(values)
     if isinstance(series.dtype, pd.CategoricalDtype):
-        return (series.cat.codes.to_numpy().astype(np.int64),
-                _plain(pa.array(np.asarray(series.cat.categories, dtype=object)
-                                if series.cat.categories.dtype == object
-                                else series.cat.categories)))
+        cats = pa.array(np.asarray(series.cat.categories, dtype=object)
+                        if series.cat.categories.dtype == object else series.cat.categories)
+        return series.cat.codes.to_numpy().astype(np.int64), _plain(cats)
     codes, uniques = pd.factorize(series)
     if uniques.dtype == object:
         uniques = np.array([str(u) for u in uniques], dtype=object)
@@ -329,6 +432,7 @@ class Sink:
     def reset(self) -> None:
         self._close_pool()
         self.users, self.items = IdCodes(), IdCodes()
+        self.users.exact_lines = self.items.exact_lines = self.transform is None
         self.ts_col = Column(np.int64)
         self.rating_col = Column(np.float32)
         self.text_parts: list[pd.DataFrame] = []
@@ -393,6 +497,8 @@ class Sink:
                                       path=self.path, line=line0 + i, column=self.ts_offset,
                                       hint="fix or drop the row")
             ts = ts + np.floor(off.to_numpy(np.float64) * self.ts_offset_scale).astype(np.int64)
+        check_time_range(ts, self.unit, path=self.path, line_offset=line0,
+                         column=self.roles.get("timestamp", self.ts))
         self.ts_col.extend(ts)
         if self.rating:
             col = _col(frame, self.rating)
@@ -534,14 +640,16 @@ def scan_csv(path: Path, sink, *, sep: str | None = None, header: bool = True,
              names: list[str] | None = None, usecols: list[str],
              ids: tuple[str, ...] = (), numeric: tuple[str, ...] = (),
              strings: tuple[str, ...] = (), encoding: str = "utf-8", quoted: bool = True,
-             newlines_in_values: bool = False,
-             null_ids: tuple[str, ...] = ()) -> None:
+             newlines_in_values: bool = False, null_ids: tuple[str, ...] = (),
+             encoding_errors: str = "replace") -> None:
     """Feed `path` to `sink.add(chunk, first_line)` in chunks (pyarrow; pandas fallback).
 
     `ids` columns are read as dictionary-encoded text, `numeric` ones as float64 and `strings`
     as text (dates are parsed by `to_seconds`, not guessed by pyarrow) on the fast path;
     `null_ids` are id spellings that mean "no id" (e.g. NA). A row pyarrow cannot parse sends
     the whole file through pandas' chunked reader, whose errors carry line numbers.
+    `encoding_errors="strict"` (a user's own file) reports bytes that do not decode, with their
+    line, instead of replacing them (two ids that differ only there would become one).
     """
     import pyarrow.csv as pacsv
 
@@ -559,8 +667,10 @@ def scan_csv(path: Path, sink, *, sep: str | None = None, header: bool = True,
                                   column_names=None if header else cols)
         popts = pacsv.ParseOptions(delimiter=sep, quote_char='"' if quoted else False,
                                    newlines_in_values=newlines_in_values)
+        # NA, NaN, null and empty fields are missing values (as pandas reads them): an empty
+        # id is then reported, never kept as an id of its own
         copts = pacsv.ConvertOptions(include_columns=usecols, column_types=types,
-                                     strings_can_be_null=False,
+                                     strings_can_be_null=True,
                                      null_values=["", "NA", "N/A", "NaN", "nan", "null", "NULL"],
                                      quoted_strings_can_be_null=False)
         try:
@@ -581,7 +691,7 @@ def scan_csv(path: Path, sink, *, sep: str | None = None, header: bool = True,
             sink.reset()  # some row is beyond pyarrow: redo the file with pandas
     _scan_csv_pandas(path, sink, sep=sep, header=header, cols=cols, usecols=usecols, ids=ids,
                      encoding=encoding, quoted=quoted, n_fields=n_fields, null_ids=null_ids,
-                     first_data_line=first_data_line)
+                     first_data_line=first_data_line, encoding_errors=encoding_errors)
 
 
 def _arrow_encoding(encoding: str) -> str:
@@ -607,11 +717,11 @@ _PANDAS_LINE = re.compile(r"line (\d+)")
 
 
 def _scan_csv_pandas(path, sink, *, sep, header, cols, usecols, ids, encoding, quoted,
-                     n_fields, null_ids, first_data_line) -> None:
+                     n_fields, null_ids, first_data_line, encoding_errors="replace") -> None:
     # no usecols: pandas then checks every row's field count (and names the bad line)
     kw = dict(sep=sep, header=0 if header else None, names=None if header else cols,
               dtype={c: str for c in ids}, chunksize=PY_CHUNK_ROWS,
-              encoding=encoding, encoding_errors="replace", keep_default_na=False,
+              encoding=encoding, encoding_errors=encoding_errors, keep_default_na=False,
               na_values=["", "NA", "N/A", "NaN", "nan", "null", "NULL"],
               quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
     if len(sep) > 1:
@@ -627,6 +737,10 @@ def _scan_csv_pandas(path, sink, *, sep, header, cols, usecols, ids, encoding, q
         raise DataFormatError("the file is empty", path=path,
                               hint="point the dataset at a file with a header and data rows"
                               ) from None
+    except UnicodeDecodeError as e:
+        raise (first_undecodable(path, encoding) or DataFormatError(
+            f"not valid {encoding} text ({e.reason})", path=path,
+            hint="name the file's encoding: +dataset.options.encoding=<codec>")) from None
     except pd.errors.ParserError as e:
         m = _PANDAS_LINE.search(str(e))
         where, what = (int(m.group(1)), str(e).splitlines()[-1].strip()) if m else \
