@@ -18,7 +18,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 STAGE_MODULES = {name: f"recx.stages.{name}" for name in (
-    "preprocess", "train", "pretrain", "transfer", "finetune", "interpolate", "report", "run")}
+    "preprocess", "train", "pretrain", "transfer", "finetune", "interpolate", "diagnose",
+    "report", "run")}
 
 
 @dataclass
@@ -48,8 +49,8 @@ def execute(cfg, run_dir: Path, progress=None) -> StageResult:
     torch.autograd.set_detect_anomaly(bool(cfg.get("anomaly_detection", False)))
     threads = configure_threads(cfg.get("threads", "auto"))
     device = resolve_device(str(cfg.device))
-    if device.type == "cpu" and str(cfg.stage) not in ("preprocess", "report"):  # torch's work
-        check_cpu_share(threads)
+    if device.type == "cpu" and str(cfg.stage) not in ("preprocess", "diagnose", "report"):
+        check_cpu_share(threads)  # stages whose work is torch's
     ctx = Context(cfg=cfg, run_dir=Path(run_dir), device=device, progress=progress)
     return stage_function(str(cfg.stage))(ctx)
 
