@@ -101,10 +101,9 @@ def transfer_cells(frame: pd.DataFrame, diags: pd.DataFrame, metrics: list[str])
     cells = zs.groupby(KEYS).agg(agg).rename(columns={"seed": "n_seeds"}).reset_index()
     for prefix, model, settings in (("pop", "pop", ("zero_shot", "in_domain")),
                                     ("sasrec", "sasrec", ("in_domain",))):
-        ref = _reference(frame, model, settings, metrics)
-        joined = cells.join(ref, on=["target", "protocol"], rsuffix=f"_{prefix}")
+        ref = _reference(frame, model, settings, metrics).add_prefix(f"{prefix}:")
+        cells = cells.join(ref, on=["target", "protocol"])
         for m in metrics:
-            cells[f"{prefix}:{m}"] = joined[f"{m}_{prefix}"]
             cells[f"gain_{prefix}:{m}"] = cells[m] / cells[f"{prefix}:{m}"] - 1
     gated = frame[(frame["setting"] == "interpolate") & (frame.get("tag") == ZERO_SHOT_GATED)]
     if not gated.empty:

@@ -33,8 +33,8 @@ def period_config(domain, model=None) -> PopularityConfig:
 
 
 def time_profile(domain, cfg: PopularityConfig) -> Profile:
-    key = {"coarse_days": cfg.coarse_days, "fine_days": cfg.fine_days,
-           "year_reset": cfg.year_reset_periods}
+    key = {"coarse_days": float(cfg.coarse_days), "fine_days": float(cfg.fine_days),
+           "year_reset": bool(cfg.year_reset_periods)}
     return cached_profile(domain, "time", key, lambda: build_time_profile(domain, cfg))
 
 
