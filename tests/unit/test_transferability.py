@@ -136,7 +136,7 @@ def test_cells_join_gains_references_and_diagnostics(matrix):
 def test_correlations_name_the_diagnostic_that_predicts_gain(matrix):
     corr = correlations(cells_of(matrix), ["NDCG@10"], resamples=200)
     pop = corr[corr["gain_over"] == "Pop"].set_index("diagnostic")
-    assert list(pop.index)[0] == "input.pos.tv"  # the strongest |ρ| first
+    assert pop.index[0] == "input.pos.tv"  # the strongest |ρ| first
     tv_row = pop.loc["input.pos.tv"]
     assert tv_row["rho"] == pytest.approx(-1.0) and tv_row["n_cells"] == 12
     assert tv_row["ci_low"] == pytest.approx(-1.0) and tv_row["significant"]
