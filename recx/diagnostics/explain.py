@@ -12,6 +12,7 @@ the same (model, source, target, seed), else of the same (model, source, target)
 from __future__ import annotations
 
 import glob
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ import pandas as pd
 
 from recx.diagnostics.pair import read_pair
 from recx.eval.interpolation import ZERO_SHOT_GATED
+
+log = logging.getLogger(__name__)
 
 KEYS = ["model", "source", "target", "protocol"]
 GAINS = {"gain_pop": "Pop", "gain_sasrec": "SASRec"}
@@ -95,6 +98,7 @@ def transfer_cells(frame: pd.DataFrame, diags: pd.DataFrame, metrics: list[str])
                & frame["source"].notna() & _untagged(frame) & _full_users(frame)]
     if zs.empty:
         return pd.DataFrame()
+    _warn_pooled(zs)
     zs = _attach(zs, diags)
     dcols = [c for c in diagnostic_columns(zs) if c not in metrics]
     agg = {**{m: "mean" for m in metrics}, **{d: "mean" for d in dcols}, "seed": "nunique"}
@@ -114,6 +118,18 @@ def transfer_cells(frame: pd.DataFrame, diags: pd.DataFrame, metrics: list[str])
                               "seed": "gated:n_seeds", "kept": "gated:kept"})
         cells = cells.join(g, on=KEYS)
     return cells
+
+
+def _warn_pooled(zs: pd.DataFrame) -> None:
+    """A cell should average seeds of one experiment; say where it pools several configs."""
+    if "experiment_hash" not in zs or zs["experiment_hash"].isna().all():
+        return
+    n = zs.groupby(KEYS)["experiment_hash"].nunique()
+    mixed = n[n > 1]
+    if len(mixed):
+        log.warning("%d transfer cell(s) pool runs of different configs (e.g. %s): narrow "
+                    "report.where (or report.inputs) to one experiment", len(mixed),
+                    " · ".join(map(str, mixed.index[0])))
 
 
 # ------------------------------------------------------------------------------ correlations
