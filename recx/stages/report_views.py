@@ -177,16 +177,19 @@ def _gated_tables(cells: pd.DataFrame, metrics: list[str], out: Path) -> str:
                 row[f"Pop {m}"] = _fmt(r[f"pop:{m}"], 4)
                 row[f"zero-shot {m}"] = _fmt(r[m], 4)
                 row[f"gated {m}"] = _fmt(r[f"gated:{m}"], 4)
-                row["gated vs Pop" if m == metrics[0] else f"gated vs Pop {m}"] = \
-                    _pct(r[f"gated:{m}"] / r[f"pop:{m}"] - 1)
+                suffix = "" if m == metrics[0] else f" {m}"
+                row[f"gated vs Pop{suffix}"] = _pct(r[f"gated:{m}"] / r[f"pop:{m}"] - 1)
+                row[f"gated vs zero-shot{suffix}"] = _pct(r[f"gated:{m}"] / r[m] - 1)
             row["α* (mean)"] = _fmt(r["gated:alpha"], 2)
             row["kept"] = _fmt(r["gated:kept"], 2)
             rows.append(row)
         frame = pd.DataFrame(rows)
-        below = int((x[f"gated:{metrics[0]}"] < x[f"pop:{metrics[0]}"] - 1e-12).sum())
+        diff = x[f"gated:{metrics[0]}"] - x[f"pop:{metrics[0]}"]
+        above, below = int((diff > 1e-12).sum()), int((diff < -1e-12).sum())
         md.append(f"## {model} · `{protocol}`{_banner(protocol)}\n\n"
                   + markdown(frame, list(frame.columns))
-                  + f"\nbelow Pop in {metrics[0]}: {below} of {len(x)} cells\n")
+                  + f"\nin {metrics[0]}: above Pop in {above}, equal in "
+                  f"{len(x) - above - below}, below Pop in {below} of {len(x)} cells\n")
     text = "\n".join(md)
     atomic_write_text(out / "zero_shot_gated.md", text)
     return text

@@ -187,7 +187,8 @@ def test_report_views_write_their_tables_and_figures(matrix):
     assert (out / "transferability_preprec_loo_full_mask_on_ties_pessimistic.png").exists()
     gated = (out / "zero_shot_gated.md").read_text()
     assert "| t1 | a | 2 | 0.1000 |" in gated and "+50.0 %" in gated
-    assert "below Pop in NDCG@10: 0 of 1 cells" in gated
+    assert "above Pop in 1, equal in 0, below Pop in 0 of 1 cells" in gated
+    assert "-25.5 %" in gated  # 0.15 against the transferred model alone, 0.1 · e^0.7
     assert len(pd.read_csv(out / "transferability_cells.csv")) == 12
     view("advisor")
     adv = (out / "advisor.md").read_text()
