@@ -768,10 +768,12 @@ def test_ctrl_c_is_one_line_exit_130_and_the_resume_point_is_kept(tmp_path):
     env.pop("HYDRA_FULL_ERROR", None)
     log = tmp_path / "log.txt"
     with open(log, "w") as f:
+        # a shell's background job inherits SIGINT ignored: give the child Ctrl-C back
         p = subprocess.Popen([sys.executable, "-m", "recx", "train", "model=sasrec",
                               "dataset=tiny", "train.max_epochs=500", "progress=false",
                               "model.optim.patience=1000", f"paths.root={tmp_path}"],
-                             stdout=f, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+                             stdout=f, stderr=subprocess.STDOUT, cwd=tmp_path, env=env,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.time() + 90
         while time.time() < deadline and "epoch 2:" not in log.read_text():
             time.sleep(0.1)
