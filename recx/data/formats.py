@@ -3,7 +3,7 @@
 `READERS` is the explicit registry that `dataset.reader` names. Every reader streams large files
 in chunks (`recx.data.readers.common`) and turns parser failures into a `DataFormatError`
 naming the file, the line or column, and the fix. `get_reader` returns a callable that applies
-the raw layout chosen by `recx.data.download` (e.g. ml_100k's official `u.data` layout reads
+the raw layout chosen by `recx.data.rawfiles` (e.g. ml_100k's official `u.data` layout reads
 with `movielens` although the config's default reader is `atomic`), then passes the item text of
 every reader through the one cleaning function (`recx.data.text_clean`).
 
@@ -43,7 +43,8 @@ from recx.data.canonical import (
     parse_timestamps,
     require_columns,
 )
-from recx.data.download import RawFiles, fmt
+from recx.data.layouts import fmt
+from recx.data.rawfiles import RawFiles
 from recx.data.readers.common import (  # noqa: F401 - re-exported for readers and tests
     Sink,
     csv_header,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from recx.data.domain import data_hash, load_domain, raw_identity
-from recx.data.download import RawFiles
+from recx.data.domain import data_hash, load_domain
+from recx.data.rawfiles import RawFiles, raw_identity
 from tests.conftest import CONF, compose, shared_dataset
 
 # the configs' `???` fields, filled the same way every time (files written by `_own_files`)

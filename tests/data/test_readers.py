@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recx.data.download import resolve_raw_files
 from recx.data.formats import get_reader
 from recx.data.process import process
+from recx.data.rawfiles import resolve_raw_files
 from recx.errors import DataFormatError
 from tests.conftest import compose
 from tests.data import _fixtures as fx

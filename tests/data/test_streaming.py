@@ -126,9 +126,9 @@ def test_a_new_file_is_hashed_while_read_and_a_known_one_is_not_reread(tmp_path,
     import os
 
     from recx.data import domain as dom
-    from recx.data import download
+    from recx.data import rawfiles
 
-    monkeypatch.setattr(download, "_SHA_MEMO", {})
+    monkeypatch.setattr(rawfiles, "_SHA_MEMO", {})
     path = tmp_path / "clicks.csv"
     path.write_text("user,item,timestamp\nu1,a,1\nu1,b,2\nu1,c,3\nu2,a,4\nu2,c,5\nu2,b,6\n")
     builds = []
@@ -138,9 +138,9 @@ def test_a_new_file_is_hashed_while_read_and_a_known_one_is_not_reread(tmp_path,
     first = load()
     assert len(builds) == 1  # built once, beside the hash of the new file
     memo = tmp_path / "outputs" / "cache" / "sha256-memo.json"
-    assert memo.exists() and download.sha256_known(path)
+    assert memo.exists() and rawfiles.sha256_known(path)
 
-    monkeypatch.setattr(download, "_SHA_MEMO", {})  # a new process: the memo comes from disk
+    monkeypatch.setattr(rawfiles, "_SHA_MEMO", {})  # a new process: the memo comes from disk
     again = load()
     assert len(builds) == 1 and again.path == first.path  # a hit reads nothing raw
 
@@ -158,10 +158,10 @@ def test_a_bad_new_file_fails_without_waiting_for_its_hash(tmp_path, monkeypatch
     import threading
 
     from recx.config.hashing import file_sha256
-    from recx.data import download
+    from recx.data import rawfiles
     from recx.errors import DataFormatError
 
-    monkeypatch.setattr(download, "_SHA_MEMO", {})
+    monkeypatch.setattr(rawfiles, "_SHA_MEMO", {})
     path = tmp_path / "clicks.csv"
     path.write_text("user,item,timestamp\nu1,a,1\nu1,b,yesterday\n")
     with pytest.raises(DataFormatError, match="timestamp"):

@@ -22,7 +22,8 @@ import pandas as pd
 import pyarrow as pa
 
 from recx.data.canonical import RawData, check_not_empty
-from recx.data.download import RawFiles, fmt
+from recx.data.layouts import fmt
+from recx.data.rawfiles import RawFiles
 from recx.data.readers.common import Sink, iter_literal_records, scan_csv, scan_json
 
 TEXT_FIELDS = ("title", "brand", "category", "description")

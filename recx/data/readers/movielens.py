@@ -20,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from recx.data.canonical import RawData, check_not_empty
-from recx.data.download import RawFiles, fmt
+from recx.data.layouts import fmt
+from recx.data.rawfiles import RawFiles
 from recx.data.readers.common import Sink, open_text, reading, scan_csv
 from recx.errors import DataFormatError
 

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from recx.data.canonical import RawData, check_not_empty
-from recx.data.download import RawFiles, fmt
+from recx.data.layouts import fmt
+from recx.data.rawfiles import RawFiles
 from recx.data.readers.common import (
     PY_CHUNK_ROWS,
     Sink,
