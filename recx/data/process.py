@@ -14,7 +14,7 @@ import pandas as pd
 from recx.config.schema import text_fields_of
 from recx.data import filters, repeats
 from recx.data.canonical import RawData
-from recx.data.readers.common import release_memory
+from recx.data.memory import release_memory
 from recx.data.scenarios import HELD, SCENARIOS, TEST, TRAIN, VALID
 from recx.errors import ConfigError, DataFormatError
 
@@ -33,7 +33,7 @@ def _codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Factorise raw ids in sorted order (numbers numerically, text lexicographically).
 
     Readers that stream deliver ids as Categoricals with sorted categories (see
-    `recx.data.readers.common.IdCodes`): their codes are used as they are, without hashing.
+    `recx.data.readers.ids.IdCodes`): their codes are used as they are, without hashing.
     """
     if isinstance(values.dtype, pd.CategoricalDtype):
         cats = values.cat.categories

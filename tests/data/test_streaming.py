@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from recx.data.canonical import RawData
 from recx.data.process import process
-from recx.data.readers.common import Column, IdCodes
+from recx.data.readers.ids import Column, IdCodes
 
 
 def test_id_codes_merge_chunks_and_sort_categories(monkeypatch):
@@ -47,15 +47,16 @@ def test_column_grows_without_losing_data():
 def test_json_lines_longer_than_a_block_are_read_whole(tmp_path, monkeypatch):
     import json
 
-    from recx.data.readers import common
+    from recx.data.readers import jsonl
+    from recx.data.readers.sink import Sink
 
-    monkeypatch.setattr(common, "JSON_BLOCK", 256)  # the reader retries with bigger blocks
+    monkeypatch.setattr(jsonl, "JSON_BLOCK", 256)  # the reader retries with bigger blocks
     rows = [{"u": f"u{k % 3}", "i": f"i{k}", "t": 1000 + k, "text": "x" * (40 if k else 5000)}
             for k in range(40)]
     path = tmp_path / "long.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    sink = common.Sink(path, user="u", item="i", ts="t", unit="s")
-    common.scan_json(path, sink, {"u": pa.string(), "i": pa.string(), "t": pa.int64()})
+    sink = Sink(path, user="u", item="i", ts="t", unit="s")
+    jsonl.scan_json(path, sink, {"u": pa.string(), "i": pa.string(), "t": pa.int64()})
     raw = sink.finish()
     assert raw.info["rows"] == 40
     assert raw.interactions["ts"].tolist() == [1000 + k for k in range(40)]
