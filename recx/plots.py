@@ -374,3 +374,16 @@ def cluster_bins(path: Path, stats: dict, roles: dict | None = None) -> None:
     axes[0, 0].legend(fontsize=7)
     axes[1, 1].legend(fontsize=6, ncol=2)
     _save(fig, Path(path), pd.DataFrame(rows))
+
+
+# the drawings a model's figure data (`recx.models.base.Figure`) may name
+MODEL_FIGURES = {"activity_distributions": activity_distributions, "cluster_bins": cluster_bins}
+
+
+def draw(figures, prefix: Path) -> list[str]:
+    """Draw a model's figure data as `<prefix>_<name>.{png,pdf,csv}`; the PNG names written."""
+    names = []
+    for fig in figures:
+        MODEL_FIGURES[fig.plot](Path(f"{prefix}_{fig.name}"), **fig.data)
+        names.append(f"{Path(prefix).name}_{fig.name}.png")
+    return names
