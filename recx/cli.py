@@ -27,6 +27,8 @@ STAGES: dict[str, tuple[str, str]] = {
                  "recx finetune model=unisrec source=synth_a target=synth_t"),
     "interpolate": ("blend a transferred model with an in-domain one; α chosen on valid",
                     "recx interpolate model=pop base=sasrec target=synth_t"),
+    "diagnose": ("transferability diagnostics of sources → target, before any transfer",
+                 "recx diagnose model=preprec source=synth_a target=synth_t"),
     "report": ("aggregate metrics.json of runs and sweeps into tables and figures",
                "recx report report.where.target=synth_t"),
     "run": ("the default experiment end to end, one results table",

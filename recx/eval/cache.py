@@ -7,11 +7,12 @@ resumed) repeats that for every cell. The evaluator therefore stores each split'
 everything a rank can depend on:
 
 - the code: a hash of recx's own source files that can reach the scorer (any edit is a miss).
-  Of `recx/models/`, `recx/data/features/` and `recx/eval/interpolation.py`, only the files
-  that the scorer's modules import, directly or not, count: an edit to statmlp re-ranks nothing
-  of PrepRec's, an edit to the blending no single model's ranks;
+  Of `recx/models/`, `recx/data/features/`, `recx/eval/interpolation.py` and
+  `recx/diagnostics/`, only the files that the scorer's modules import, directly or not, count:
+  an edit to statmlp re-ranks nothing of PrepRec's, an edit to the blending no single model's
+  ranks, an edit to the transferability diagnostics nothing;
 - the run's config, minus what cannot change a rank (`progress`, `paths`, `tag`, `threads`,
-  `figures`, printing);
+  `figures`, `diagnostics`, printing);
 - the weights: path, size and modification time of every checkpoint file the scorer loaded
   (a retrained checkpoint is a miss, even under the same hash);
 - the evaluation call: the domain's data hash, split, user sample, score variants, history
@@ -43,11 +44,11 @@ log = logging.getLogger(__name__)
 FORMAT = 2  # 2: ranks and candidate counts per candidate set (policy first)
 # top-level config keys that never change a rank
 _VOLATILE = ("progress", "print_config", "paths", "tag", "optimized_metric", "hydra", "threads",
-             "figures")
+             "figures", "diagnostics")
 
 # recx's per-scorer code: a file here counts only when a scorer's modules import it (statically:
 # the registry imports every model lazily, and builds them all, so it always counts)
-_PER_SCORER = ("models/", "data/features/", "eval/interpolation.py")
+_PER_SCORER = ("models/", "data/features/", "eval/interpolation.py", "diagnostics/")
 _BUILDS_ALL = "models/registry.py"
 _RECX = Path(__file__).resolve().parents[1]  # the package's source tree
 

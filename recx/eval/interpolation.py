@@ -12,6 +12,11 @@ import torch
 
 from recx.errors import ConfigError
 
+# The tag of a gated blend of a pre-trained model with Pop counted on the target: nothing is
+# trained on the target, so it is a zero-shot recommender; it falls back to Pop alone wherever the
+# transferred model's gain on validation is not significant.
+ZERO_SHOT_GATED = "zero_shot_gated"
+
 
 def normalise(s: torch.Tensor, masked: torch.Tensor, how: str) -> torch.Tensor:
     """Normalise each user's scores over its unmasked candidates. s [B, C] with -inf masked."""

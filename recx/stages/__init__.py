@@ -18,8 +18,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 STAGE_MODULES = {name: f"recx.stages.{name}" for name in (
-    "preprocess", "train", "pretrain", "transfer", "finetune", "interpolate", "report", "run",
-    "recommend")}
+    "preprocess", "train", "pretrain", "transfer", "finetune", "interpolate", "diagnose",
+    "report", "run", "recommend")}
 
 
 @dataclass
@@ -50,8 +50,8 @@ def execute(cfg, run_dir: Path, progress=None) -> StageResult:
     torch.autograd.set_detect_anomaly(bool(cfg.get("anomaly_detection", False)))
     threads = configure_threads(cfg.get("threads", "auto"))
     device = resolve_device(str(cfg.device))
-    if device.type == "cpu" and str(cfg.stage) not in ("preprocess", "report"):  # torch's work
-        check_cpu_share(threads)
+    if device.type == "cpu" and str(cfg.stage) not in ("preprocess", "diagnose", "report"):
+        check_cpu_share(threads)  # stages whose work is torch's
     ctx = Context(cfg=cfg, run_dir=Path(run_dir), device=device, progress=progress)
     result = stage_function(str(cfg.stage))(ctx)
     check_evaluated(result.rows)

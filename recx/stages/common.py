@@ -118,7 +118,7 @@ def validation_score(ctx: Context, model, domains: list[DomainData]) -> float:
 # what never makes two runs different experiments: bookkeeping, printing, and the reporting
 # side of `eval` (the candidate set and cut-offs are in each row's protocol already)
 _NOT_EXPERIMENT = ("seed", "progress", "print_config", "paths", "optimized_metric", "hydra",
-                   "threads", "figures", "offline", "store", "tag")
+                   "threads", "figures", "diagnostics", "offline", "store", "tag")
 _EVAL_REPORTING = ("candidates", "n_negatives", "sampler", "popularity_power",
                    "share_valid_test_negatives", "negatives_seed", "mask_history",
                    "mask_variants", "ties", "metrics", "ks", "batch_users", "max_scores",

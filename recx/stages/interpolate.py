@@ -16,7 +16,7 @@ from recx.config.resolvers import source_key
 from recx.errors import ConfigError
 from recx.eval import metrics as M
 from recx.eval.cache import scorer_key
-from recx.eval.interpolation import Blend, gated_alpha, select_alpha
+from recx.eval.interpolation import ZERO_SHOT_GATED, Blend, gated_alpha, select_alpha
 from recx.stages import StageResult
 from recx.stages.common import Context, make_evaluator, result_rows
 from recx.stages.train import active_compat, trained_model
@@ -130,7 +130,7 @@ def run(ctx: Context) -> StageResult:
                 fields.update(holdout)
             if gate is not None:  # a variant of the method: reports keep it apart by tag
                 fields.update(alpha_gain_lower_bound=gate["bound"],
-                              tag=cfg.get("tag") or "alpha_gated")
+                              tag=cfg.get("tag") or gated_tag(cfg, d_model))
             new = result_rows(ctx, results[split], evaluator, target, variant=i, **fields)
             if split == "test" and i == best:
                 for r in new:  # each candidate set against its own base (the policy's first)
@@ -162,6 +162,13 @@ def _gate(ip, valid, alphas, valid_curve, i0, metric, seed) -> dict | None:
                  alphas[select_alpha(alphas, valid_curve)], metric, bound,
                  100 * float(ip.gate_confidence), "kept" if best != i0 else "α = 0")
     return {"index": best, "bound": bound}
+
+
+def gated_tag(cfg, base) -> str:
+    """`zero_shot_gated` for a pre-trained model gated against Pop counted on the target (no
+    training on the target), `alpha_gated` for every other gated blend."""
+    zero_shot = not base.capabilities.trainable and cfg.interpolate["from"] == "pretrain"
+    return ZERO_SHOT_GATED if zero_shot else "alpha_gated"
 
 
 def check_select(ip, alphas) -> None:

@@ -210,6 +210,10 @@ def pivot(agg: pd.DataFrame, rows: list[str], cols: list[str], metric: str):
 def run(ctx) -> StageResult:
     cfg = ctx.cfg
     rc = cfg.report
+    if rc.get("view"):  # a view that explains the matrix (recx/stages/report_views.py)
+        from recx.stages.report_views import run_view
+
+        return run_view(ctx, str(rc.view))
     where = OmegaConf.to_container(rc.where, resolve=True) or {}
     frame = candidate_rows(select(collect(rc.inputs), where),
                            str(rc.get("candidates", "policy")))

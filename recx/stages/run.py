@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import pandas as pd
 from omegaconf import OmegaConf
 
+from recx.errors import ConfigError
+from recx.eval.interpolation import ZERO_SHOT_GATED
 from recx.models.registry import model_class
 from recx.stages import StageResult, execute
 from recx.store import atomic_write_json, atomic_write_text
@@ -82,6 +84,14 @@ def plan_steps(cfg) -> list[Step]:
             if model_class(m).capabilities.trainable:
                 add("pretrain", m, f"model={m}", src, s)
             add("transfer", m, f"model={m}", src, f"target={target}", s)
+        for m in plan.get("zero_shot_gated") or []:  # the transferred model gated against Pop
+            if not model_class(m).capabilities.trainable:
+                raise ConfigError(f"plan.zero_shot_gated lists {m}, which has nothing to "
+                                  "transfer", hint="list pre-trained models (preprec, statmlp, "
+                                  "…); Pop is the floor they are blended with")
+            add("pretrain", m, f"model={m}", src, s)
+            add("interpolate", m, f"model={m}", "base=pop", "interpolate.select=gated", src,
+                f"target={target}", s)
         for m in plan.in_domain:
             add("train", m, f"model={m}", f"dataset={target}", s)
         for m in plan.finetune:
@@ -107,8 +117,6 @@ def run(ctx) -> StageResult:
     cfg = ctx.cfg
     steps = plan_steps(cfg)
     if not steps:
-        from recx.errors import ConfigError
-
         raise ConfigError("the plan has no steps",
                           hint="pick an experiment: experiment=run_default")
     rows: list[dict] = []
@@ -165,26 +173,32 @@ def print_results(table: pd.DataFrame, title: str) -> None:
 def results_table(rows: list[dict]) -> pd.DataFrame:
     """One pivot: rows (setting, model, base), test metrics, α* for interpolation rows,
     mean over seeds; the target's candidate policy only (the other rule's rows stay in
-    metrics.json)."""
+    metrics.json). The gated zero-shot blend with Pop is a setting of its own
+    (`zero_shot_gated`, base pop; α* = 0 where it fell back to Pop); other tagged runs get a
+    `tag` column."""
     frame = pd.DataFrame([r for r in rows if r.get("split") == "test" and
                           r.get("slice", "all") == "all" and r.get("selected") is not False
                           and r.get("policy") is not False and r.get("status", "ok") == "ok"])
     if frame.empty:
         return frame
     metrics = [c for c in frame.columns if "@" in c]
-    frame["base"] = frame["base"].fillna("")
-    frame["mode"] = frame["mode"].fillna("") if "mode" in frame else ""
-    keys = ["setting", "model", "mode", "base", "protocol"]
+    for col in ("base", "mode", "tag"):
+        frame[col] = frame[col].fillna("") if col in frame else ""
+    gated = frame["tag"] == ZERO_SHOT_GATED
+    frame.loc[gated, "setting"] = ZERO_SHOT_GATED
+    frame.loc[gated, "tag"] = ""
+    keys = ["setting", "model", "mode", "base", "tag", "protocol"]
     agg = frame.groupby(keys, dropna=False).agg(
-        {**{m: "mean" for m in metrics}, "alpha": "first", "seed": "nunique"}).reset_index()
+        {**{m: "mean" for m in metrics}, "alpha": "mean", "seed": "nunique"}).reset_index()
     agg = agg.rename(columns={"alpha": "alpha*", "seed": "n_seeds"})
-    order = {"zero_shot": 0, "in_domain": 1, "finetune": 2, "interpolate": 3}
+    order = {"zero_shot": 0, ZERO_SHOT_GATED: 1, "in_domain": 2, "finetune": 3, "interpolate": 4}
     agg = agg.sort_values(by=["setting", "model"], key=lambda s: s.map(order)
                           if s.name == "setting" else s)
-    cols = ["setting", "model", "mode", "base", *sorted(metrics, key=_metric_order), "alpha*",
-            "n_seeds", "protocol"]
-    if not agg["mode"].astype(bool).any():
-        cols.remove("mode")
+    cols = ["setting", "model", "mode", "base", "tag", *sorted(metrics, key=_metric_order),
+            "alpha*", "n_seeds", "protocol"]
+    for col in ("mode", "tag"):
+        if not agg[col].astype(bool).any():
+            cols.remove(col)
     return agg[cols]
 
 
@@ -202,11 +216,13 @@ def _alpha_figure(out, rows, metric: str) -> None:
     curves = []
     if frame.empty or metric not in frame:
         return
-    for (m, b, seed), g in frame.groupby(["model", "base", "seed"]):
+    frame["tag"] = frame["tag"].fillna("") if "tag" in frame else ""
+    for (m, b, tag, seed), g in frame.groupby(["model", "base", "tag", "seed"]):
         v = g[g["split"] == "valid"].sort_values("alpha")
         t = g[g["split"] == "test"].sort_values("alpha")
         best = int(v["selected"].to_numpy().argmax())
-        curves.append({"label": f"{m}+{b} s{seed}", "alphas": v["alpha"].tolist(),
+        label = f"{m}+{b}" + (f" ({tag})" if tag else "") + f" s{seed}"
+        curves.append({"label": label, "alphas": v["alpha"].tolist(),
                        "valid": v[metric].tolist(), "test": t[metric].tolist(), "best": best,
                        "metric": metric})
     alpha_curves(out / "alpha_curves", curves)

@@ -71,8 +71,26 @@ def run(ctx) -> StageResult:
                          ckpt_hash=h, paper_compat=active_compat(model))
     if cfg.get("figures", True) and src is not None:
         _figures(ctx, model, target)
+    if cfg.get("diagnostics", True) and src is not None:
+        _diagnostics(ctx, model, target)
     return StageResult(rows, title=f"{model.name} zero-shot on {target.name}"
                        + (f" (pretrained on {src})" if src else ""))
+
+
+def _diagnostics(ctx, model, target) -> None:
+    """diagnostics.json beside the metrics (docs/transferability.md). A diagnostic: a failure is
+    logged and the evaluated run stands."""
+    from recx.diagnostics.pair import identity, pair_diagnostics, write_pair
+
+    sources = source_domains(ctx)
+    try:
+        diag = pair_diagnostics(sources, target, model)
+    except Exception as e:  # never lose an evaluation to a diagnostic
+        log.warning("diagnostics of %s skipped: %s: %s", model.name, type(e).__name__, e)
+        return
+    write_pair(ctx.run_dir, diag, identity(model.name, source_key(ctx.cfg.source), target,
+                                           ctx.seed, sources))
+    log.info("diagnostics: %d values in %s", len(diag), ctx.run_dir / "diagnostics.json")
 
 
 def _figures(ctx, model, target) -> None:

@@ -8,7 +8,8 @@ from tests.conftest import compose
 
 def test_plan_steps_with_per_model_overrides(tmp_path):
     cfg = compose("run", ["experiment=run_tiny", "plan.seeds=[0]",
-                          "plan.zero_shot=[preprec]", "plan.in_domain=[sasrec]",
+                          "plan.zero_shot=[preprec]", "plan.zero_shot_gated=[]",
+                          "plan.in_domain=[sasrec]",
                           "plan.interpolate=[{model: preprec, base: sasrec}]",
                           "plan.model_overrides={preprec: ['model.optim.max_epochs=3'],"
                           " sasrec: ['model.optim.max_epochs=7']}"], root=tmp_path)
