@@ -146,9 +146,9 @@ def choose_pooled(p: dict, items, users, rng: np.random.Generator) -> np.ndarray
     repeat[users.offsets] = False
     any_repeat = bool(repeat.any())
     pool = _Pool(p, items, scale)
-    h = _History(users, items)
     width = float(p["bucket_days"])
     order, starts, ends, bucket, owner = _event_rounds(users, width)
+    h = _History(users, items)  # after the ordering's temporaries are gone (peak memory)
     current = None
     for g0, g1 in zip(starts, ends, strict=True):
         b = int(bucket[order[g0]])
