@@ -74,31 +74,7 @@ def run(ctx) -> StageResult:
                           f"report.where={where}",
                           hint="run some stages first, or change report.inputs / report.where")
     metrics = [m for m in rc.metrics if m in frame]
-    if rc.layout not in ("table", "matrix"):
-        raise ConfigError(f"report.layout={rc.layout!r}", hint="use table or matrix")
-    keys = list(dict.fromkeys([*rc.rows, *rc.cols, "protocol"]))
-    if rc.layout == "matrix":
-        # one table per (model, mode, setting, base, split, slice, protocol): a matrix cell never
-        # averages rows of two protocols, whatever allow_mixed_protocols says
-        keys = list(dict.fromkeys([*MATRIX_GROUP, "source", "target"]))
-        if rc.allow_mixed_protocols:
-            log.warning("report.allow_mixed_protocols is ignored by layout=matrix")
-    elif rc.allow_mixed_protocols:
-        keys.remove("protocol")
-    rows = list(rc.rows)
-    if rc.layout == "table":
-        varying = [k for k in SPLIT_FIELDS if k in frame and k not in keys
-                   and frame[k].nunique(dropna=False) > 1]
-        if varying:
-            log.info("report %s: rows also split by %s (they vary among the rows)", rc.name,
-                     ", ".join(varying))
-            rows += varying
-            keys = list(dict.fromkeys([*rows, *rc.cols, "protocol"]))
-            if rc.allow_mixed_protocols:
-                keys.remove("protocol")
-    if split_experiments(frame, [k for k in keys if k != "config"]):
-        rows.append("config")
-        keys = list(dict.fromkeys([*keys, "config"]))
+    rows, keys = _row_keys(rc, frame)
     agg = aggregate(frame, keys, metrics)
     out_dir = Path(cfg.paths.outputs) / "tables" / rc.name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -130,6 +106,38 @@ def run(ctx) -> StageResult:
         rows.append({"status": "ok", "stage": "report", "split": where.get("split"),
                      "slice": "all", **{k: (None if v == ABSENT else v) for k, v in r.items()}})
     return StageResult(rows, title=f"report {rc.name}", write=True, display=[])
+
+
+def _row_keys(rc, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(the table's row fields, the fields a cell is aggregated over): `report.rows` and
+    `report.cols` with the protocol, plus every identity field that varies among the rows, and
+    `config` where runs of one cell differ in more than the seed."""
+    if rc.layout not in ("table", "matrix"):
+        raise ConfigError(f"report.layout={rc.layout!r}", hint="use table or matrix")
+    keys = list(dict.fromkeys([*rc.rows, *rc.cols, "protocol"]))
+    if rc.layout == "matrix":
+        # one table per (model, mode, setting, base, split, slice, protocol): a matrix cell never
+        # averages rows of two protocols, whatever allow_mixed_protocols says
+        keys = list(dict.fromkeys([*MATRIX_GROUP, "source", "target"]))
+        if rc.allow_mixed_protocols:
+            log.warning("report.allow_mixed_protocols is ignored by layout=matrix")
+    elif rc.allow_mixed_protocols:
+        keys.remove("protocol")
+    rows = list(rc.rows)
+    if rc.layout == "table":
+        varying = [k for k in SPLIT_FIELDS if k in frame and k not in keys
+                   and frame[k].nunique(dropna=False) > 1]
+        if varying:
+            log.info("report %s: rows also split by %s (they vary among the rows)", rc.name,
+                     ", ".join(varying))
+            rows += varying
+            keys = list(dict.fromkeys([*rows, *rc.cols, "protocol"]))
+            if rc.allow_mixed_protocols:
+                keys.remove("protocol")
+    if split_experiments(frame, [k for k in keys if k != "config"]):
+        rows.append("config")
+        keys = list(dict.fromkeys([*keys, "config"]))
+    return rows, keys
 
 
 def _md_bold(table: pd.DataFrame, means: pd.DataFrame, rows: list[str]) -> str:
