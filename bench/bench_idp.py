@@ -116,8 +116,9 @@ def spearman_report(root: Path, sources: list[str], target_name: str, seeds: lis
 
 
 def spearman_seed(root: Path, sources: list[str], target_name: str, seed: int) -> None:
-    from recx.data.features.cdim import fit_matcher, similarity_spearman
+    from recx.data.features.cdim import similarity_spearman
     from recx.data.features.text import item_embeddings
+    from recx.models.cdim_training import fit_matcher
     from recx.models.modules.cdim import CDIMHead
 
     union, target, cfg = _domains(root, sources, target_name, seed)

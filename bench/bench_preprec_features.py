@@ -151,9 +151,9 @@ def bench_training(n_users: int, steps: int, threads: int):
 
 
 def figure(feat: pd.DataFrame, train: pd.DataFrame, out: Path) -> None:
-    from recx.plots import _plt, _save
+    from recx.plots import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     ax = axes[0]
     ax.plot(feat["interactions"], feat["recx_per_s"], "-o", label="recx (numpy, vectorised)")
@@ -175,7 +175,7 @@ def figure(feat: pd.DataFrame, train: pd.DataFrame, out: Path) -> None:
     ax.set_title("training throughput (CPU)", fontsize=9)
     ax.tick_params(axis="y", labelsize=7)
     table = pd.concat([feat.assign(kind="features"), train.assign(kind="training")])
-    _save(fig, out / "preprec_features", table)
+    save_figure(fig, out / "preprec_features", table)
     print(f"figure: {out / 'preprec_features.png'}")
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 
-def _plt():
+def pyplot():
     """The two pyplot calls recx draws with, backend-free: `subplots` and `get_cmap`."""
     import matplotlib
     from matplotlib.figure import Figure
@@ -26,7 +26,8 @@ def _plt():
     return SimpleNamespace(subplots=subplots, get_cmap=lambda name: matplotlib.colormaps[name])
 
 
-def _save(fig, path: Path, data: pd.DataFrame | None = None) -> None:
+def save_figure(fig, path: Path, data: pd.DataFrame | None = None) -> None:
+    """`path`.png and .pdf, and the figure's data as `path`.csv beside them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path.with_suffix(".png"), dpi=120, bbox_inches="tight")  # legends outside too
@@ -37,7 +38,7 @@ def _save(fig, path: Path, data: pd.DataFrame | None = None) -> None:
 
 def alpha_curve(run_dir: Path, alphas, valid, test, best: int, metric: str, title: str) -> None:
     """Validation curve solid with α* marked; test dashed, not used for selection."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.plot(alphas, valid, "-o", ms=3, label=f"valid {metric}")
     ax.plot(alphas, test, "--", label=f"test {metric} — not used for selection")
@@ -48,7 +49,7 @@ def alpha_curve(run_dir: Path, alphas, valid, test, best: int, metric: str, titl
     ax.set_ylabel(metric)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
-    _save(fig, Path(run_dir) / "alpha_curve",
+    save_figure(fig, Path(run_dir) / "alpha_curve",
           pd.DataFrame({"alpha": alphas, "valid": valid, "test": test,
                         "selected": [i == best for i in range(len(alphas))]}))
 
@@ -57,7 +58,7 @@ def alpha_curves(path: Path, curves: list[dict]) -> None:
     """Several α curves in one figure (recx run)."""
     if not curves:
         return
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     rows = []
     for c in curves:
@@ -69,7 +70,7 @@ def alpha_curves(path: Path, curves: list[dict]) -> None:
     ax.set_xlabel("α (0 = base alone, 1 = transferred alone)")
     ax.set_ylabel(curves[0]["metric"])
     ax.legend(fontsize=7)
-    _save(fig, Path(path), pd.DataFrame(rows))
+    save_figure(fig, Path(path), pd.DataFrame(rows))
 
 
 def popularity_over_time(path: Path, domain, top: int = 8, max_periods: int = 160) -> None:
@@ -83,7 +84,7 @@ def popularity_over_time(path: Path, domain, top: int = 8, max_periods: int = 16
        `100 · avgrank(count) / n_active` among the items active that week (0 when inactive), the
        quantity PrepRec encodes (models/preprec.md §2.3-2.4).
     """
-    plt = _plt()
+    plt = pyplot()
     span_weeks = int(domain.ts.max() - domain.ts.min()) // (7 * 86400) + 1
     days = 7 * max(1, -(-span_weeks // max_periods))  # whole weeks, at most `max_periods`
     unit = "week" if days == 7 else f"period of {days} days"
@@ -148,12 +149,12 @@ def popularity_over_time(path: Path, domain, top: int = 8, max_periods: int = 16
     axes[2].set_title(f"PrepRec percentile of the top items (per {unit})", fontsize=9)
     axes[2].set_xlabel(unit)
     axes[2].set_ylabel("percentile among active items")
-    _save(fig, Path(path), pd.DataFrame(rows))
+    save_figure(fig, Path(path), pd.DataFrame(rows))
 
 
 def distributions(path: Path, domain) -> None:
     """User-activity and item-popularity distributions on log-log axes."""
-    plt = _plt()
+    plt = pyplot()
     user_act = np.diff(domain.indptr)[1:]
     item_pop = np.bincount(domain.item, minlength=domain.n_items + 1)[1:]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -167,7 +168,7 @@ def distributions(path: Path, domain) -> None:
         ax.set_title(f"{name} ({domain.name})", fontsize=9)
         rows += [{"kind": name, "events": int(a), "count": int(b)} for a, b in zip(v, n,
                                                                                   strict=True)]
-    _save(fig, Path(path), pd.DataFrame(rows))
+    save_figure(fig, Path(path), pd.DataFrame(rows))
 
 
 def bar_layout(agg: pd.DataFrame, rows: list[str], cols: list[str], metric: str):
@@ -195,7 +196,7 @@ def bars(path: Path, agg: pd.DataFrame, rows: list[str], cols: list[str], metric
     """Grouped bars (layout: `bar_layout`) with seed standard deviations as error bars."""
     if metric not in agg or agg.empty:
         return
-    plt = _plt()
+    plt = pyplot()
     data, groups, series = bar_layout(agg, rows, cols, metric)
     width = 0.8 / max(1, len(series))
     colours = plt.get_cmap("tab10" if len(series) <= 10 else "tab20")
@@ -211,7 +212,7 @@ def bars(path: Path, agg: pd.DataFrame, rows: list[str], cols: list[str], metric
     ax.set_xticklabels(groups, rotation=30, ha="right", fontsize=7)
     ax.set_ylabel(metric)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    _save(fig, Path(path), data.drop(columns=["_row", "_col", "_family"]))
+    save_figure(fig, Path(path), data.drop(columns=["_row", "_col", "_family"]))
 
 
 def popularity_trajectories(path: Path, domain, tables, items=None, n_items: int = 4) -> None:
@@ -221,7 +222,7 @@ def popularity_trajectories(path: Path, domain, tables, items=None, n_items: int
     axis) — with, below, the linear encoding of the first item's coarse percentile."""
     from recx.data.features.popularity import encode
 
-    plt = _plt()
+    plt = pyplot()
     cfg = tables.config
     ts, it = domain.ts, domain.item
     day = (ts - tables.t0) / 86400.0
@@ -282,7 +283,7 @@ def popularity_trajectories(path: Path, domain, tables, items=None, n_items: int
     axes[0, 0].set_title(f"{domain.name}: popularity dynamics as PrepRec sees them "
                          f"(coarse {cfg.coarse_days:g} d, fine {cfg.fine_days:g} d)", fontsize=9)
     axes[-2, 0].set_xlabel("days since the first event")
-    _save(fig, Path(path), pd.DataFrame(rows))
+    save_figure(fig, Path(path), pd.DataFrame(rows))
 
 
 def activity_distributions(path: Path, domains: dict, roles: dict | None = None,
@@ -293,7 +294,7 @@ def activity_distributions(path: Path, domains: dict, roles: dict | None = None,
     percentile bin, the vocabulary statmlp actually sees (uneven where many degrees tie)."""
     from recx.data.features.graphstats import degrees, percentile_bins, training_edges
 
-    plt = _plt()
+    plt = pyplot()
     roles = roles or {}
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     rows = []
@@ -322,14 +323,14 @@ def activity_distributions(path: Path, domains: dict, roles: dict | None = None,
         axes[1, col].set_xticklabels([str(b) for b in range(n_bins)])
         axes[1, col].set_ylabel("share")
     axes[0, 0].legend(fontsize=7)
-    _save(fig, Path(path), pd.DataFrame(rows))
+    save_figure(fig, Path(path), pd.DataFrame(rows))
 
 
 def cluster_bins(path: Path, stats: dict, roles: dict | None = None) -> None:
     """statmlp's cluster features: every Node2Vec node cluster and edge cluster of each domain
     by size and density (top, log axes), and the share of nodes / training edges that fall in
     each size and density bin (bottom), per domain."""
-    plt = _plt()
+    plt = pyplot()
     roles = roles or {}
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     rows = []
@@ -373,4 +374,17 @@ def cluster_bins(path: Path, stats: dict, roles: dict | None = None) -> None:
         axes[1, col].set_ylabel("share")
     axes[0, 0].legend(fontsize=7)
     axes[1, 1].legend(fontsize=6, ncol=2)
-    _save(fig, Path(path), pd.DataFrame(rows))
+    save_figure(fig, Path(path), pd.DataFrame(rows))
+
+
+# the drawings a model's figure data (`recx.models.base.Figure`) may name
+MODEL_FIGURES = {"activity_distributions": activity_distributions, "cluster_bins": cluster_bins}
+
+
+def draw(figures, prefix: Path) -> list[str]:
+    """Draw a model's figure data as `<prefix>_<name>.{png,pdf,csv}`; the PNG names written."""
+    names = []
+    for fig in figures:
+        MODEL_FIGURES[fig.plot](Path(f"{prefix}_{fig.name}"), **fig.data)
+        names.append(f"{Path(prefix).name}_{fig.name}.png")
+    return names

@@ -71,9 +71,9 @@ def stats_row(name: str, folder: Path, extra: list[str], tmp: Path) -> dict:
     """Reader output (before filters) and processed domain (after) of one data set."""
     import numpy as np
 
-    from recx.data.download import resolve_raw_files
     from recx.data.formats import get_reader
     from recx.data.process import process
+    from recx.data.rawfiles import resolve_raw_files
 
     cfg = compose([f"dataset={name}", f"dataset.raw_dir={folder}", f"paths.root={tmp}",
                    *extra])

@@ -5,7 +5,8 @@
 
 Arguments of the form key=value are recx overrides (composed like `recx transfer`, model always
 statmlp; real data sets take `target.raw_dir=` / `source.<name>.raw_dir=`). Writes what every
-`recx transfer model=statmlp` draws into its run dir (`StatMLP.figures`), with no checkpoint:
+`recx transfer model=statmlp` draws into its run dir (the data of `StatMLP.figures`, drawn by
+`recx.plots.draw`), with no checkpoint:
 <out>_activity.{png,pdf,csv} (activity distributions and bins) and, with graph fields,
 <out>_clusters.{png,pdf,csv} (cluster size / density and their bins).
 The graph statistics come from the feature cache (built on a miss) under paths.root.
@@ -32,6 +33,7 @@ def main() -> None:
     from recx.data.domain import load_domain
     from recx.data.features import FeatureEnv
     from recx.models.registry import build_model
+    from recx.plots import draw
 
     register_resolvers()
     register_schemas()
@@ -47,7 +49,7 @@ def main() -> None:
         d.env = env
         domains[d.name], roles[d.name] = d, role
     # the figures of `recx transfer model=statmlp`, without a checkpoint (no weights are read)
-    names = build_model(cfg.model).figures(args.out, domains, roles)
+    names = draw(build_model(cfg.model).figures(domains, roles), args.out)
     print("wrote " + ", ".join(str(args.out.parent / n) for n in names))
 
 

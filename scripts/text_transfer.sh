@@ -4,7 +4,7 @@
 # (inductive, transductive) and IDP (CDIM matcher, and the text-only matcher ablation) next to
 # SASRec trained on the target and Pop, warm (all training users) and cold (a seeded fraction of
 # the target's training users); full ranking; then the reports (one per seed too) and the
-# README's warm and cold tables (scripts/results_tables.py).
+# README's warm and cold tables (`recx report report.view=text`).
 #
 #   python scripts/link_dev_data.py          # once: data/<config> → the development copies
 #   bash scripts/text_transfer.sh            # the whole experiment (hours on 2 CPU cores)
@@ -63,13 +63,7 @@ where=("+report.where.target=[$T]" "+report.where.model=[pop,sasrec,idp,unisrec]
   "+report.where.protocol=['loo/full/mask=off/ties=pessimistic','loo/full/mask=on/ties=pessimistic']")
 run recx report report.name="$REPORT" report.rows=[setting,model,mode,tag,user_fraction] \
   "${where[@]}" $paths
-# one row per seed, rendered as the README's warm and cold tables
-run recx report report.name="${REPORT}_seeds" report.rows=[setting,model,mode,tag,user_fraction,seed] \
-  report.figures=false "${where[@]}" $paths
-root=. outputs=
-for o in $paths; do
-  case $o in paths.root=*) root=${o#*=} ;; paths.outputs=*) outputs=${o#*=} ;; esac
-done
-run python scripts/results_tables.py text "${outputs:-$root/outputs}/tables/${REPORT}_seeds/results.csv" \
-  --targets ${T//,/ }
+# the README's warm and cold tables, from the runs' rows (one per seed)
+run recx report report.name="${REPORT}_text" report.view=text "report.tables.targets=[$T]" \
+  "${where[@]}" $paths
 exit $failed

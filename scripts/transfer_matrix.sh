@@ -3,8 +3,8 @@
 # pre-train on each source (and on all three together), transfer zero-shot to every target that is
 # not a source, next to Pop and SASRec trained on the target and the interpolation of each
 # transferred model with SASRec; full ranking and 100 sampled negatives; then the reports (matrix
-# heatmaps, one table, one row per seed), the papers' claims (scripts/transfer_claims.py) and the
-# README's result tables (scripts/results_tables.py).
+# heatmaps and one table), the papers' claims and the README's result tables (the report views
+# claims and transfer).
 #
 #   python scripts/link_dev_data.py          # once: data/<config> → the development copies
 #   bash scripts/transfer_matrix.sh          # the whole matrix (many CPU hours on 2 cores)
@@ -85,22 +85,16 @@ where=("+report.where.target=[$(join $TARGETS)]" "+report.where.model=[pop,sasre
 recx report report.name="$REPORT" report.layout=matrix "${where[@]}" $paths
 recx report report.name="${REPORT}_table" report.rows=[setting,model,base,source] "${where[@]}" \
   $paths
-# one row per seed: the claims pair every interpolation with the SASRec seed it blends
-recx report report.name="${REPORT}_seeds" report.rows=[setting,model,base,source,seed] \
-  report.figures=false "${where[@]}" $paths
-# where the report landed: paths.outputs, else paths.root/outputs
-root=. outputs=
-for o in $paths; do
-  case $o in paths.root=*) root=${o#*=} ;; paths.outputs=*) outputs=${o#*=} ;; esac
-done
-outputs=${outputs:-$root/outputs}
-for m in ${MODELS//,/ }; do
-  [[ -n "$BASE_TARGETS" ]] || break  # the claims compare with SASRec
-  say "claims: $m"
-  python scripts/transfer_claims.py "$outputs/tables/${REPORT}_seeds/results.csv" --model "$m"
-done
+# the papers' claims (every interpolation against the SASRec seed it blends) and the README's
+# tables, from the runs' rows (one per seed)
+if [[ -n "$BASE_TARGETS" ]]; then  # the claims compare with SASRec
+  say "claims"
+  recx report report.name="${REPORT}_claims" report.view=claims "report.tables.models=[$MODELS]" \
+    "${where[@]}" $paths
+fi
 say "tables"
 layout=wide  # a row per target; several models side by side: a row per target × source
 if [[ $MODELS == *,* ]]; then layout=long; fi
-python scripts/results_tables.py transfer "$outputs/tables/${REPORT}_seeds/results.csv" \
-  --models ${MODELS//,/ } --targets $TARGETS --layout $layout
+recx report report.name="${REPORT}_published" report.view=transfer \
+  "report.tables.models=[$MODELS]" "report.tables.targets=[$(join $TARGETS)]" \
+  report.tables.layout=$layout "${where[@]}" $paths

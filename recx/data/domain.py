@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,9 @@ from recx.data.filters import code_counts
 from recx.data.repeats import repeat_events, summary
 from recx.data.scenarios import SPLIT_CODES, TRAIN
 from recx.store import SUCCESS, Store, atomic_write_json, is_ready
+
+if TYPE_CHECKING:
+    from recx.data.process import Processed
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +199,50 @@ class DomainData:
 
 
 # ---------------------------------------------------------------------------------- building
+def load_domain(ds, eval_cfg, paths, *, offline: bool = False, progress=None) -> DomainData:
+    """Return the processed domain for dataset config `ds`, building the cache entry on a miss.
+
+    Top-down: find the raw files, identify their content (the data hash), load the cache entry
+    or read, process and cache the raw data.
+    """
+    from recx.data.rawfiles import identity_unknown, raw_identity, resolve_raw_files
+
+    files = resolve_raw_files(ds, paths, offline=offline)
+    built = None
+    if identity_unknown(ds, files):
+        # A file never hashed before is new or changed, so the cache almost surely misses:
+        # hash it on a second thread while it is read and processed (a hit discards the work).
+        built, ident = _build_while_hashing(ds, files, eval_cfg)
+    else:
+        ident = raw_identity(ds, files)
+    h = data_hash(ds, eval_cfg, ident)
+    entry = Store(paths.cache).entry("data", ds.name, h)
+    cached = _load_entry(entry, ds.name)
+    if cached is not None:
+        return cached
+
+    def build(tmp: Path) -> None:
+        nonlocal built
+        if built is None:
+            built = _build(ds, files, eval_cfg)
+        log.info("caching %s → %s", ds.name, entry)
+        _write_entry(tmp, *built, _domain_meta(h, built[0].stats, ds))
+
+    from omegaconf import OmegaConf
+
+    Store(paths.cache).get_or_build(entry, build, meta={
+        "kind": "data", "dataset": ds.name, "data_hash": h,
+        "config": OmegaConf.to_container(ds, resolve=True),
+    })
+    if built is None:  # another job built it while this one waited
+        return DomainData.load(entry, ds.name)
+    # just built: use the frames in memory rather than read the parquet back (a second copy)
+    return _from_processed(built[0], ds.name, h, entry, _domain_meta(h, built[0].stats, ds))
+
+
 def data_hash(ds, eval_cfg, raw_identity: dict) -> str:
+    """The identity of a processed domain: its config (less the keys that only say where the
+    files come from), the split settings, the raw files' content and the code versions."""
     from omegaconf import OmegaConf
 
     tree = drop_keys(OmegaConf.to_container(ds, resolve=True), _HASH_EXCLUDE)
@@ -209,98 +256,42 @@ def data_hash(ds, eval_cfg, raw_identity: dict) -> str:
     return stable_hash(tree, split, raw_identity, CACHE_VERSION, extra)
 
 
-def raw_identity(ds, files, abort=None) -> dict:
-    """Content identity of the raw inputs: pinned sha256 where configured, else computed
-    (remembered by path, size, mtime and ctime; `dataset.verify=hash` reads every file again)."""
-    from recx.data.download import sha256_cached
-
-    pinned = _pinned(ds)
-    fresh = _verify_by_hash(ds)
-    ident = {}
-    for p in _identity_paths(ds, files):
-        ident[p.name] = pinned.get(p.name) or sha256_cached(p, abort=abort, fresh=fresh)
-    return ident or pinned
-
-
-def _verify_by_hash(ds) -> bool:
-    return str(ds.get("verify") or "stat") == "hash"
+def _load_entry(entry: Path, name: str) -> DomainData | None:
+    """The cached domain, or None when the entry is missing or damaged (then it is rebuilt)."""
+    if not is_ready(entry):
+        return None
+    try:
+        return DomainData.load(entry, name)
+    except UNREADABLE as e:  # e.g. a truncated copy: rebuild it
+        log.warning("damaged cache entry %s (%s): rebuilding it", entry,
+                    f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        (entry / SUCCESS).unlink(missing_ok=True)
+        return None
 
 
-def _pinned(ds) -> dict:
-    return {str(k): v for k, v in (ds.origin.files or {}).items() if v}
+def _write_entry(tmp: Path, out: Processed, truth: dict | None, meta: dict) -> None:
+    # plain encoding: a dictionary attempt on 10M-row id columns costs ~40 % more
+    # time and ~60 MiB more peak memory for a ~20 % smaller file
+    out.interactions.to_parquet(tmp / "interactions.parquet", index=False,
+                                use_dictionary=False)
+    out.items.to_parquet(tmp / "items.parquet", index=False)
+    out.users.to_parquet(tmp / "users.parquet", index=False)
+    atomic_write_json(tmp / "stats.json", out.stats)
+    atomic_write_json(tmp / "domain.json", meta)
+    if truth is not None:
+        atomic_write_json(tmp / "truth.json", truth)
 
 
-def _identity_paths(ds, files) -> list[Path]:
-    return files.all_paths() if (ds.path or ds.raw_dir) else []
-
-
-def _unhashed(ds, files) -> bool:
-    from recx.data.download import sha256_known
-
-    if _verify_by_hash(ds):  # hashed first: an unchanged file is a cache hit, not a rebuild
-        return False
-    pinned = _pinned(ds)
-    return any(p.name not in pinned and not sha256_known(p) for p in _identity_paths(ds, files))
-
-
-def load_domain(ds, eval_cfg, paths, *, offline: bool = False, progress=None) -> DomainData:
-    """Return the processed domain for dataset config `ds`, building the cache entry on a miss."""
-    from recx.data.download import resolve_raw_files
-
-    files = resolve_raw_files(ds, paths, offline=offline)
-    built = None
-    if _unhashed(ds, files):
-        # A file never hashed before is new or changed, so the cache almost surely misses:
-        # hash it on a second thread while it is read and processed (a hit discards the work).
-        built, ident = _build_while_hashing(ds, files, eval_cfg)
-    else:
-        ident = raw_identity(ds, files)
-    h = data_hash(ds, eval_cfg, ident)
-    entry = Store(paths.cache).entry("data", ds.name, h)
-    if is_ready(entry):
-        try:
-            return DomainData.load(entry, ds.name)
-        except UNREADABLE as e:  # e.g. a truncated copy: rebuild it
-            log.warning("damaged cache entry %s (%s): rebuilding it", entry,
-                        f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-            (entry / SUCCESS).unlink(missing_ok=True)
-
-    def build(tmp: Path) -> None:
-        nonlocal built
-        if built is None:
-            built = _build(ds, files, eval_cfg)
-        out, truth = built
-        log.info("caching %s → %s", ds.name, entry)
-        # plain encoding: a dictionary attempt on 10M-row id columns costs ~40 % more
-        # time and ~60 MiB more peak memory for a ~20 % smaller file
-        out.interactions.to_parquet(tmp / "interactions.parquet", index=False,
-                                    use_dictionary=False)
-        out.items.to_parquet(tmp / "items.parquet", index=False)
-        out.users.to_parquet(tmp / "users.parquet", index=False)
-        atomic_write_json(tmp / "stats.json", out.stats)
-        atomic_write_json(tmp / "domain.json", _domain_meta(h, out.stats, ds))
-        if truth is not None:
-            atomic_write_json(tmp / "truth.json", truth)
-
-    from omegaconf import OmegaConf
-
-    Store(paths.cache).get_or_build(entry, build, meta={
-        "kind": "data", "dataset": ds.name, "data_hash": h,
-        "config": OmegaConf.to_container(ds, resolve=True),
-    })
-    if built is None:  # another job built it while this one waited
-        return DomainData.load(entry, ds.name)
-    # just built: use the frames in memory rather than read the parquet back (a second copy)
-    out = built[0]
-    meta = _domain_meta(h, out.stats, ds)
-    d = DomainData.from_frames(ds.name, h, out.interactions, meta["n_users"],
-                               meta["n_items"], text_fields=meta["text_fields"],
-                               stats=out.stats, path=entry, time_scale=meta["time_scale"])
+def _from_processed(out: Processed, name: str, h: str, path: Path | None,
+                    meta: dict) -> DomainData:
+    d = DomainData.from_frames(name, h, out.interactions, meta["n_users"], meta["n_items"],
+                               text_fields=meta["text_fields"], stats=out.stats, path=path,
+                               time_scale=meta["time_scale"])
     d._items, d._users = out.items, out.users
     return d
 
 
-def _build(ds, files, eval_cfg):
+def _build(ds, files, eval_cfg) -> tuple[Processed, dict | None]:
     """Read and process the raw files: (processed domain, generator truth or None)."""
     from recx.data.formats import get_reader
     from recx.data.process import process
@@ -313,6 +304,8 @@ def _build(ds, files, eval_cfg):
 def _build_while_hashing(ds, files, eval_cfg):
     import threading
     from concurrent.futures import ThreadPoolExecutor
+
+    from recx.data.rawfiles import raw_identity
 
     abort = threading.Event()
     with ThreadPoolExecutor(1, thread_name_prefix="recx-sha256") as pool:
@@ -349,8 +342,6 @@ def domain_from_frame(frame: pd.DataFrame, name: str = "memory", *, k_core: int 
     out = process(RawData(frame, items), ds, ev)
     h = stable_hash(pd.util.hash_pandas_object(frame, index=False).sum().item(), name, k_core,
                     dedup, scenario)
-    d = DomainData.from_frames(name, h, out.interactions, out.stats["users"],
-                               out.stats["items"], text_fields=list(text_fields),
-                               stats=out.stats)
-    d._items, d._users = out.items, out.users
-    return d
+    meta = {"n_users": out.stats["users"], "n_items": out.stats["items"],
+            "text_fields": list(text_fields), "time_scale": {}}
+    return _from_processed(out, name, h, None, meta)

@@ -1,4 +1,4 @@
-"""Downloads from a data set's official source (ARCHITECTURE §6.1, step 3).
+"""Downloads from URLs into a folder (ARCHITECTURE §6.1, step 3), the data layer's network leaf.
 
 Guarantees:
 
@@ -9,35 +9,31 @@ Guarantees:
   server honours it (``206``), and restarted from zero otherwise;
 - a checksum mismatch renames the file ``<file>.corrupt`` and raises :class:`ChecksumError`
   with the expected and the actual hash;
-- archives (zip, tar, gzip) are extracted into a staging folder, refusing members that would
-  land outside it, and their files move into place only when every pinned sha256 matches: a
+- archives (zip, tar, gzip) are extracted through a staging folder (`recx.data.archives`): a
   rejected archive leaves no file that a later run would take as data;
 - ``file://`` URLs work (tests and mirrors on a shared disk), with resume by seeking;
-- progress is a rich bar on a terminal and one log line per 10 % otherwise (SLURM, CI, logs);
-- ``offline=true`` forbids all of it.
+- progress is a rich bar on a terminal and one log line per 10 % otherwise (SLURM, CI, logs).
 
-Unpinned files (no sha256 in ``origin.files``) are downloaded with a warning; their computed
-sha256 is written to ``<folder>/download.json`` so that it can be pinned.
+The computed sha256 of every download is written to ``<folder>/download.json`` (so that an
+unpinned file can be pinned). This module knows URLs, file names and pins, never a dataset
+config: `recx.data.rawfiles.download_dataset` turns a config into those.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gzip
 import hashlib
 import http.client
 import json
 import logging
 import os
-import shutil
-import tarfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from recx.data.archives import extract_tar, extract_zip, gunzip, staging
 from recx.errors import ChecksumError, DataFormatError, DataMissingError
 
 log = logging.getLogger(__name__)
@@ -51,71 +47,74 @@ class DownloadError(DataMissingError):
 
 
 # ------------------------------------------------------------------------------- public entry
-def download_dataset(ds, folder: Path, *, offline: bool = False,
-                     progress: str | bool = "auto") -> list[Path]:
-    """Download (and extract) the files of dataset view `ds` into `folder`; returns the paths of
-    the downloaded files (archives included)."""
-    from recx.data.download import expected_files, fmt, optional_files, pinned_files
+@dataclass
+class Fetched:
+    """What `fetch_files` left in the folder: the downloaded files (archives included) and the
+    sha256 of every extracted member it checked against a pin (path → sha256)."""
 
-    if offline:
-        raise DataMissingError(f"dataset {ds.name!r} must be downloaded but offline=true",
-                               hint="set offline=false, or pass dataset.raw_dir=<folder>")
-    if str(ds.download) == "manual" or ds.download is not True:
-        raise DataMissingError(f"dataset {ds.name!r} cannot be downloaded automatically",
-                               hint="download it by hand and pass dataset.raw_dir=<folder>")
+    paths: list[Path] = field(default_factory=list)
+    verified: dict[Path, str] = field(default_factory=dict)
+
+
+def fetch_files(folder: Path, *, wanted: list[str], pins: dict[str, str | None],
+                url: str | None = None, urls: dict[str, str] | None = None,
+                archive: str = "none", sha256: str | None = None, md5: str | None = None,
+                progress: str | bool = "auto") -> Fetched:
+    """Download into `folder`: `urls` (file name → URL, each file on its own; `archive: gzip`
+    keeps `<name>.gz` and extracts `<name>`) and `url` (one file, or an archive holding the
+    `wanted` files). `pins` maps file names to the sha256 they must have; `sha256`/`md5` pin
+    the file behind `url` itself."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    pins = pinned_files(ds)
-    wanted = expected_files(ds) + optional_files(ds)
-    archive = str(ds.origin.archive or "none")
-    got: list[Path] = []
+    out = Fetched()
     record: dict[str, dict] = {}
-    if ds.origin.urls:
-        for name, url in ds.origin.urls.items():
-            name, url = fmt(ds, str(name)), fmt(ds, str(url))
-            if archive == "gzip":  # url is <name>.gz: keep the .gz, extract <name>
-                gz = folder / Path(urllib.parse.urlparse(url).path).name
-                sha = fetch_url(url, gz, progress=progress)
-                record[gz.name] = {"url": url, "sha256": sha}
-                with staging(folder, pins, gz) as tmp:
-                    gunzip(gz, tmp / name)
-                got.append(gz)
-            else:
-                target = folder / name
-                sha = fetch_url(url, target, sha256=pins.get(name), progress=progress)
-                record[name] = {"url": url, "sha256": sha, "pinned": bool(pins.get(name))}
-                got.append(target)
-    if ds.origin.url:
-        url = fmt(ds, str(ds.origin.url))
-        fname = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name or "download"
-        target = folder / fname
-        direct = archive == "none"
-        sha = fetch_url(url, target, progress=progress,
-                        sha256=ds.origin.get("sha256") or (pins.get(fname) if direct else None),
-                        md5=ds.origin.get("md5"))
-        record[fname] = {"url": url, "sha256": sha}
-        got.append(target)
-        if archive not in ("none", "zip", "tar", "gzip"):
-            raise DataFormatError(f"unknown origin.archive={archive!r}",
-                                  hint="use none, zip, tar or gzip")
-        if archive == "gzip" and len(wanted) != 1:
-            raise DataFormatError(f"archive: gzip holds one file, but {len(wanted)} are "
-                                  f"expected ({wanted})", path=target,
-                                  hint="list exactly one file in origin.files")
-        if archive != "none":
-            with staging(folder, pins, target) as tmp:
-                if archive == "zip":
-                    extract_zip(target, tmp, wanted)
-                elif archive == "tar":
-                    extract_tar(target, tmp, wanted)
-                else:
-                    gunzip(target, tmp / wanted[0])
-    unpinned = [n for n in wanted if not pins.get(n) and (folder / n).exists()]
-    if unpinned and not ds.origin.get("sha256") and not ds.origin.get("md5"):
-        log.warning("%s: no sha256 pinned for %s; the computed hashes are in %s",
-                    ds.name, ", ".join(unpinned), folder / "download.json")
+    for name, one in (urls or {}).items():
+        if archive == "gzip":  # url is <name>.gz: keep the .gz, extract <name>
+            gz = folder / Path(urllib.parse.urlparse(one).path).name
+            sha = fetch_url(one, gz, progress=progress)
+            record[gz.name] = {"url": one, "sha256": sha}
+            with staging(folder, pins, gz, out.verified) as tmp:
+                gunzip(gz, tmp / name)
+            out.paths.append(gz)
+        else:
+            target = folder / name
+            sha = fetch_url(one, target, sha256=pins.get(name), progress=progress)
+            record[name] = {"url": one, "sha256": sha, "pinned": bool(pins.get(name))}
+            out.paths.append(target)
+    if url:
+        target, sha = _fetch_archive(folder, url, archive, wanted, pins, sha256, md5, progress,
+                                     out.verified)
+        record[target.name] = {"url": url, "sha256": sha}
+        out.paths.append(target)
     _write_record(folder / "download.json", record)
-    return got
+    return out
+
+
+def _fetch_archive(folder: Path, url: str, archive: str, wanted: list[str], pins: dict,
+                   sha256: str | None, md5: str | None, progress, verified: dict
+                   ) -> tuple[Path, str]:
+    """Download `url` (a file, or an archive extracted through a staging folder)."""
+    fname = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name or "download"
+    target = folder / fname
+    direct = archive == "none"
+    sha = fetch_url(url, target, progress=progress, md5=md5,
+                    sha256=sha256 or (pins.get(fname) if direct else None))
+    if archive not in ("none", "zip", "tar", "gzip"):
+        raise DataFormatError(f"unknown origin.archive={archive!r}",
+                              hint="use none, zip, tar or gzip")
+    if archive == "gzip" and len(wanted) != 1:
+        raise DataFormatError(f"archive: gzip holds one file, but {len(wanted)} are "
+                              f"expected ({wanted})", path=target,
+                              hint="list exactly one file in origin.files")
+    if archive != "none":
+        with staging(folder, pins, target, verified) as tmp:
+            if archive == "zip":
+                extract_zip(target, tmp, wanted)
+            elif archive == "tar":
+                extract_tar(target, tmp, wanted)
+            else:
+                gunzip(target, tmp / wanted[0])
+    return target, sha
 
 
 def _write_record(path: Path, record: dict) -> None:
@@ -307,130 +306,3 @@ class _Progress:
 
 def _mib(n: int | None) -> str:
     return "?" if n is None else f"{n / 2**20:.1f} MiB"
-
-
-# ------------------------------------------------------------------------------ archives
-@contextlib.contextmanager
-def staging(folder: Path, pins: dict[str, str | None], archive: Path):
-    """A fresh folder to extract `archive` into. Its files move into `folder` only when the
-    extraction finished and every pinned sha256 matches, so a rejected archive (an unsafe
-    member, a damaged or foreign file) leaves nothing that a later run would take as data."""
-    from recx.config.hashing import file_sha256
-    from recx.data.download import remember_sha256
-
-    tmp = folder / f".extracting-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-        files = [p for p in sorted(tmp.rglob("*")) if p.is_file()]
-        sums = {}
-        for p in files:
-            rel = p.relative_to(tmp).as_posix()
-            want = pins.get(rel) or next((v for k, v in pins.items()
-                                          if Path(k).name == p.name), None)
-            if want:
-                sums[p] = file_sha256(p)
-                if sums[p] != want:
-                    bad = archive.with_name(archive.name + ".corrupt")
-                    os.replace(archive, bad)
-                    raise ChecksumError(
-                        f"{archive.name}: member {rel} has sha256 {sums[p]}, expected {want}; "
-                        f"nothing was extracted and the archive was moved to {bad}",
-                        hint="the server returned a different or damaged archive: run the "
-                        "command again later, or download it by hand, check it, and pass "
-                        "dataset.raw_dir=<folder>")
-        for p in files:
-            dest = folder / p.relative_to(tmp)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(p, dest)
-            if p in sums:
-                remember_sha256(dest, sums[p])
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _safe_dest(folder: Path, member: str) -> Path:
-    dest = (folder / member).resolve()
-    if not str(dest).startswith(str(folder.resolve()) + os.sep):
-        raise DataFormatError(f"archive member {member!r} would be written outside {folder}",
-                              hint="the archive is not the expected one: delete it and retry")
-    return dest
-
-
-def _wanted(member: str, wanted: list[str]) -> bool:
-    if not wanted:
-        return True
-    return any(member == w or member.endswith("/" + w) or Path(member).name == Path(w).name
-               for w in wanted)
-
-
-def _member_target(folder: Path, member: str, wanted: list[str]) -> Path:
-    """Extract to the expected name when the archive nests it differently."""
-    for w in wanted:
-        if member == w:
-            return _safe_dest(folder, w)
-    return _safe_dest(folder, member)
-
-
-def _copy_atomic(src, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    with open(part, "wb") as out:
-        shutil.copyfileobj(src, out, CHUNK)
-    os.replace(part, dest)
-
-
-def extract_zip(archive: Path, folder: Path, wanted: list[str]) -> list[Path]:
-    out = []
-    try:
-        with zipfile.ZipFile(archive) as z:
-            for info in z.infolist():
-                if info.is_dir() or not _wanted(info.filename, wanted):
-                    continue
-                dest = _member_target(folder, info.filename, wanted)
-                with z.open(info) as src:
-                    _copy_atomic(src, dest)
-                out.append(dest)
-    except (zipfile.BadZipFile, EOFError, OSError) as e:
-        raise _corrupt_archive(archive, "zip", e) from None
-    return out
-
-
-def extract_tar(archive: Path, folder: Path, wanted: list[str]) -> list[Path]:
-    out = []
-    try:
-        with tarfile.open(archive, "r:*") as t:
-            for m in t:
-                if not m.isfile() or not _wanted(m.name, wanted):
-                    continue
-                dest = _member_target(folder, m.name, wanted)
-                src = t.extractfile(m)
-                if src is None:
-                    continue
-                with src:
-                    _copy_atomic(src, dest)
-                out.append(dest)
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise _corrupt_archive(archive, "tar", e) from None
-    return out
-
-
-def gunzip(archive: Path, dest: Path) -> Path:
-    try:
-        with gzip.open(archive, "rb") as src:
-            _copy_atomic(src, dest)
-    except (gzip.BadGzipFile, EOFError, OSError) as e:
-        Path(str(dest) + ".part").unlink(missing_ok=True)
-        raise _corrupt_archive(archive, "gzip", e) from None
-    return dest
-
-
-def _corrupt_archive(archive: Path, kind: str, e) -> DataFormatError:
-    bad = archive.with_name(archive.name + ".corrupt")
-    if archive.exists():
-        os.replace(archive, bad)
-    return DataFormatError(f"corrupted or truncated {kind} archive ({e}); moved to {bad}",
-                           path=archive,
-                           hint="run the command again to download it afresh, or download it "
-                           "by hand and pass dataset.raw_dir=<folder>")

@@ -14,7 +14,7 @@ import pandas as pd
 from recx.config.schema import text_fields_of
 from recx.data import filters, repeats
 from recx.data.canonical import RawData
-from recx.data.readers.common import release_memory
+from recx.data.memory import release_memory
 from recx.data.scenarios import HELD, SCENARIOS, TEST, TRAIN, VALID
 from recx.errors import ConfigError, DataFormatError
 
@@ -33,7 +33,7 @@ def _codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Factorise raw ids in sorted order (numbers numerically, text lexicographically).
 
     Readers that stream deliver ids as Categoricals with sorted categories (see
-    `recx.data.readers.common.IdCodes`): their codes are used as they are, without hashing.
+    `recx.data.readers.ids.IdCodes`): their codes are used as they are, without hashing.
     """
     if isinstance(values.dtype, pd.CategoricalDtype):
         cats = values.cat.categories
@@ -55,8 +55,61 @@ def process(raw: RawData, ds, eval_cfg, *, source_desc: str = "",
     empty), so that its columns are freed one by one as the sorted output is built: this keeps
     the peak memory near the size of the output.
     """
-    frame = raw.interactions
     where = source_desc or ds.name
+    ev, user_ids, item_ids = _take_events(raw, keep_input, where)
+    f = ds.filters
+    # Sort first, once: every filter below then sees each user's events as one contiguous
+    # segment in (ts, file row) order, and the rows it keeps are already in output order.
+    rows = _sort_by_user_time(ev, keep_rows=f.dedup == "first_row")
+    # Filters only narrow a boolean mask; the kept rows are gathered once at the end.
+    steps = {"read": filters.counts_arrays(ev.u, ev.i)}
+    keep = filters.dedup_sorted_mask(ev.u, ev.i, rows, f.dedup)
+    del rows  # the only filter that needs the file row
+    keep = _narrow(ev, keep, f, steps)
+    _require_events_left(steps, f, where)
+    if keep is not None:
+        ev.take(keep)
+    del keep
+    user, item, u_keep, i_keep = _dense_ids(ev, len(user_ids), len(item_ids))
+    n_users, n_items = len(u_keep), len(i_keep)
+    indptr = np.zeros(n_users + 2, dtype=np.int64)
+    np.cumsum(filters.code_counts(user, minlength=n_users + 1), out=indptr[1:])
+    split = _split(indptr, ev.ts, item, n_items, eval_cfg)
+    cols = {"user": user, "item": item, "ts": ev.ts, "split": split}
+    if ev.rating is not None:
+        cols["rating"] = ev.rating
+    inter = pd.DataFrame(cols, copy=False)  # no consolidation copy of 10M-row columns
+    items = _item_frame(raw.items, item_ids[i_keep], ds)
+    stats = _stats(inter, items, steps, indptr, ds, raw.info)
+    _report_repeats_and_time(stats, user, item, n_items, split, indptr, steps, ds, where)
+    users = pd.DataFrame({"user": np.arange(1, n_users + 1, dtype=np.int32),
+                          "raw_id": user_ids[u_keep].astype(str)})
+    return Processed(inter, items, stats, users)
+
+
+@dataclass
+class _Events:
+    """The interaction columns while they are sorted and filtered: user and item codes, int64
+    seconds and float32 ratings (or None)."""
+
+    u: np.ndarray
+    i: np.ndarray
+    ts: np.ndarray
+    rating: np.ndarray | None
+
+    def take(self, idx: np.ndarray) -> None:
+        """Keep rows `idx` (positions or a mask), one column at a time."""
+        self.u = self.u[idx]
+        self.i = self.i[idx]
+        self.ts = self.ts[idx]
+        if self.rating is not None:
+            self.rating = self.rating[idx]
+
+
+def _take_events(raw: RawData, keep_input: bool, where: str) -> tuple[_Events, pd.Index,
+                                                                        pd.Index]:
+    """The reader's columns as arrays (ids as sorted codes), and the raw ids of the codes."""
+    frame = raw.interactions
     if len(frame) == 0:
         raise DataFormatError("no interactions were read", path=where,
                               hint="check dataset.path / dataset.raw_dir and the reader settings")
@@ -68,38 +121,39 @@ def process(raw: RawData, ds, eval_cfg, *, source_desc: str = "",
         raw.interactions = frame.iloc[:0].copy()  # a bare slice would keep the columns alive
     del frame  # the arrays above are now the only references to the reader's columns
     gc.collect()  # the reader's frame may sit in a reference cycle: free it now
+    return _Events(u, i, ts, rating), user_ids, item_ids
 
-    # Sort first, once: every filter below then sees each user's events as one contiguous
-    # segment in (ts, file row) order, and the rows it keeps are already in output order.
-    f = ds.filters
-    rows = _user_time_order(u, ts)
+
+def _sort_by_user_time(ev: _Events, keep_rows: bool) -> np.ndarray | None:
+    """Sort the events by (user, ts, file row) in place; the file rows in that order when
+    `keep_rows` (for dedup=first_row), else None."""
+    rows = _user_time_order(ev.u, ev.ts)
     release_memory()  # the sort threads' freed temporaries would otherwise stay in their arenas
-    u = u[rows]
-    i = i[rows]
-    ts = ts[rows]
-    if rating is not None:
-        rating = rating[rows]
-    if f.dedup != "first_row":  # the only filter that needs the file row
-        del rows
-        rows = None
+    ev.take(rows)
+    return rows if keep_rows else None
 
-    # Filters only narrow a boolean mask; the kept rows are gathered once at the end.
-    steps = {"read": filters.counts_arrays(u, i)}
-    keep = filters.dedup_sorted_mask(u, i, rows, f.dedup)
-    del rows
-    steps["dedup"] = dict(steps["read"]) if keep is None else filters.counts_arrays(u, i, keep)
-    by_rating = filters.min_rating_mask(rating, f.min_rating)
+
+def _narrow(ev: _Events, keep: np.ndarray | None, f, steps: dict) -> np.ndarray | None:
+    """The rating threshold and the k-core over the dedup mask `keep` (None: every row);
+    the counts after each filter go into `steps`."""
+    steps["dedup"] = dict(steps["read"]) if keep is None else \
+        filters.counts_arrays(ev.u, ev.i, keep)
+    by_rating = filters.min_rating_mask(ev.rating, f.min_rating)
     if by_rating is not None:
         keep = by_rating if keep is None else keep & by_rating
-        steps["min_rating"] = filters.counts_arrays(u, i, keep)
+        steps["min_rating"] = filters.counts_arrays(ev.u, ev.i, keep)
     else:
         steps["min_rating"] = dict(steps["dedup"])
     del by_rating
     before = keep
-    keep = filters.k_core_mask(u, i, f.k_core.user, f.k_core.item, f.k_core.iterative, keep)
+    keep = filters.k_core_mask(ev.u, ev.i, f.k_core.user, f.k_core.item, f.k_core.iterative,
+                               keep)
     steps["k_core"] = dict(steps["min_rating"]) if keep is before else \
-        filters.counts_arrays(u, i, keep)
-    del before
+        filters.counts_arrays(ev.u, ev.i, keep)
+    return keep
+
+
+def _require_events_left(steps: dict, f, where: str) -> None:
     if steps["k_core"]["interactions"] == 0:
         raise DataFormatError(
             f"no interactions are left after the {f.k_core.user}/{f.k_core.item}-core filter "
@@ -110,29 +164,28 @@ def process(raw: RawData, ds, eval_cfg, *, source_desc: str = "",
             "dataset.filters.k_core.item=2 (or k_core.user=0 to disable it)",
         )
 
-    # Remap to dense 1-based ids in sorted raw-id order (codes are already sorted), one column
-    # at a time, each input column released as soon as it is gathered.
-    if keep is not None:
-        u = u[keep]
-        i = i[keep]
-        ts = ts[keep]
-        if rating is not None:
-            rating = rating[keep]
-    del keep
-    u_keep = np.flatnonzero(filters.code_counts(u, minlength=len(user_ids)))
-    i_keep = np.flatnonzero(filters.code_counts(i, minlength=len(item_ids)))
-    u_new = np.zeros(len(user_ids), dtype=np.int32)
-    u_new[u_keep] = np.arange(1, len(u_keep) + 1, dtype=np.int32)
-    i_new = np.zeros(len(item_ids), dtype=np.int32)
-    i_new[i_keep] = np.arange(1, len(i_keep) + 1, dtype=np.int32)
-    user = u_new[u]
-    del u
-    item = i_new[i]
-    del i
-    n_users, n_items = len(u_keep), len(i_keep)
-    indptr = np.zeros(n_users + 2, dtype=np.int64)
-    np.cumsum(filters.code_counts(user, minlength=n_users + 1), out=indptr[1:])
 
+def _dense_ids(ev: _Events, n_user_codes: int, n_item_codes: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Remap the kept codes to dense 1-based ids in sorted raw-id order (codes are already
+    sorted), each code column released as soon as it is mapped: (user, item, kept user codes,
+    kept item codes)."""
+    u_keep = np.flatnonzero(filters.code_counts(ev.u, minlength=n_user_codes))
+    i_keep = np.flatnonzero(filters.code_counts(ev.i, minlength=n_item_codes))
+    u_new = np.zeros(n_user_codes, dtype=np.int32)
+    u_new[u_keep] = np.arange(1, len(u_keep) + 1, dtype=np.int32)
+    i_new = np.zeros(n_item_codes, dtype=np.int32)
+    i_new[i_keep] = np.arange(1, len(i_keep) + 1, dtype=np.int32)
+    user = u_new[ev.u]
+    ev.u = None
+    item = i_new[ev.i]
+    ev.i = None
+    return user, item, u_keep, i_keep
+
+
+def _split(indptr: np.ndarray, ts: np.ndarray, item: np.ndarray, n_items: int,
+           eval_cfg) -> np.ndarray:
+    """The split code of every event under the evaluation scenario."""
     scenario = eval_cfg.scenario
     if scenario not in SCENARIOS:
         raise ConfigError(f"unknown eval.scenario={scenario!r}",
@@ -141,14 +194,12 @@ def process(raw: RawData, ds, eval_cfg, *, source_desc: str = "",
                                 test_quantile=eval_cfg.test_quantile)
     if eval_cfg.cold_item_fraction > 0:
         split = _make_cold_items(split, item, n_items, eval_cfg.cold_item_fraction)
+    return split
 
-    cols = {"user": user, "item": item, "ts": ts, "split": split}
-    if rating is not None:
-        cols["rating"] = rating
-    inter = pd.DataFrame(cols, copy=False)  # no consolidation copy of 10M-row columns
 
-    items = _item_frame(raw.items, item_ids[i_keep], ds)
-    stats = _stats(inter, items, steps, indptr, ds, raw.info)
+def _report_repeats_and_time(stats: dict, user, item, n_items: int, split, indptr, steps: dict,
+                             ds, where: str) -> None:
+    """Repeat facts and the candidate policy into `stats`, and the warnings they call for."""
     rep = repeats.summary(repeats.repeat_events(user, item, n_items), user, split, indptr)
     stats["repeats"] = rep
     stats["candidate_policy"] = repeats.policy(rep)
@@ -160,9 +211,6 @@ def process(raw: RawData, ds, eval_cfg, *, source_desc: str = "",
                     "missing date); they are kept, and PrepRec's periods start at the earliest "
                     "one. Drop them from the file if they are not real dates.", ds.name,
                     stats["time_nonpositive"])
-    users = pd.DataFrame({"user": np.arange(1, n_users + 1, dtype=np.int32),
-                          "raw_id": user_ids[u_keep].astype(str)})
-    return Processed(inter, items, stats, users)
 
 
 DEDUP_WARN_SHARE = 0.10  # dropping more than this share of the rows as repeats is worth a word

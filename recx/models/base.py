@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -19,6 +18,15 @@ from torch import nn
 
 from recx.data.sequences import SeqBatch
 from recx.errors import ConfigError
+
+
+class Figure(NamedTuple):
+    """The data of one diagnostic figure, drawn by `recx.plots.draw`: `plot` names the drawing
+    function, `data` holds its keyword arguments, `name` ends the file name."""
+
+    name: str
+    plot: str
+    data: dict
 
 
 @dataclass(frozen=True)
@@ -94,10 +102,10 @@ class RecModel(nn.Module):
         return self.score_all(batch).gather(1, cand)
 
     # -- diagnostics --------------------------------------------------------------------------
-    def figures(self, path: Path, domains: dict, roles: dict) -> list[str]:
-        """Figures of the model's domain inputs on `domains` (name → domain; `roles`: name →
-        source | target), written under `path` (a file-name prefix); the names written. `recx
-        transfer` draws them beside its metrics. None by default."""
+    def figures(self, domains: dict, roles: dict) -> list[Figure]:
+        """The data of figures of the model's domain inputs on `domains` (name → domain;
+        `roles`: name → source | target). `recx transfer` draws them beside its metrics. None by
+        default."""
         return []
 
     # -- checkpoints --------------------------------------------------------------------------

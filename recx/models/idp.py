@@ -2,7 +2,7 @@
 
 One SASRec (`recx.models.sasrec`) pre-trained on the union of the source domains with one shared,
 domain-prefixed item-ID table E_pre, plus a cross-domain ID matcher (CDIM,
-`recx.data.features.cdim`, trained on the sources' item text and training sequences) whose index
+`recx.models.cdim_training`, trained on the sources' item text and training sequences) whose index
 holds every source item. A new domain's item j gets the ID embedding
 
     e_j = Σ_{i ∈ top-m CDIM neighbours of j among source items} w_ji · E_pre[i]
@@ -87,7 +87,7 @@ class IDP(SASRec):
         Pre-training on a union: each batch from one source with the CE softmax over that
         source's items (`domain`), or over every source item (`union`).
     cdim : dict
-        The matcher (`recx.data.features.cdim.CDIM_DEFAULTS`): head layer sizes, dropout,
+        The matcher (`recx.models.cdim_training.CDIM_DEFAULTS`): head layer sizes, dropout,
         temperature, behaviour_positive (cooccur | none), cooccur_window, alpha_text, alpha_beh,
         finetune_backbone, optim {batch_size, lr, weight_decay, epochs, steps_per_epoch},
         backbone_optim (finetune_backbone only).
@@ -129,7 +129,7 @@ class IDP(SASRec):
                  softmax_scope: str = "domain", cdim: dict | None = None,
                  retrieval: dict | None = None, transfer_encoder: bool = True,
                  optim: dict | None = None, finetune: dict | None = None):
-        from recx.data.features.cdim import resolve_cfg
+        from recx.models.cdim_training import resolve_cfg
 
         bb = merge_block("backbone", BACKBONE_DEFAULTS, backbone)
         self.recipes = phase_recipes("idp", optim,
@@ -228,7 +228,7 @@ class IDP(SASRec):
         key = domain.data_hash
         if key not in self._texts:
             if self.cdim_cfg["finetune_backbone"]:
-                from recx.data.features.cdim import backbone_item_embeddings
+                from recx.models.cdim_training import backbone_item_embeddings
 
                 emb = backbone_item_embeddings(domain, self.matcher_key_str(), self.device)
             else:
@@ -307,7 +307,7 @@ class IDP(SASRec):
         if domain.n_items != self.n_items:
             raise ConfigError(f"IDP built for {self.n_items} items cannot pre-train on "
                               f"{domain.name} ({domain.n_items} items)")
-        from recx.data.features.cdim import fit_matcher
+        from recx.models.cdim_training import fit_matcher
 
         matcher = fit_matcher(domain, self.cdim_cfg, self.plm_size, self.device)
         self.cdim.load_state_dict(matcher.head)
@@ -324,7 +324,7 @@ class IDP(SASRec):
         When the checkpoint's matcher was fitted with other CDIM settings than this model's
         (e.g. the text-only ablation of a CDIM pre-training), fit (or load from the cache) the
         requested matcher on that domain and swap it in; phase A's weights stay as they are."""
-        from recx.data.features.cdim import fit_matcher, matcher_key
+        from recx.models.cdim_training import fit_matcher, matcher_key
 
         if not self.bound or hash64(domain.data_hash) != int(self.pre_hash):
             raise ConfigError(f"this IDP was not pre-trained on {domain.name}",

@@ -29,7 +29,6 @@ combinations recur across item groups, user batches and the two splits, so each 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -48,7 +47,7 @@ from recx.data.features.graphstats import (
 )
 from recx.data.sequences import SeqBatch
 from recx.errors import ConfigError
-from recx.models.base import Batches, Capabilities, RecModel
+from recx.models.base import Batches, Capabilities, Figure, RecModel
 from recx.models.modules.statmlp_net import StatMLPNet
 
 log = logging.getLogger(__name__)
@@ -174,20 +173,17 @@ class StatMLP(RecModel):
             raise ConfigError("statmlp: " + "; ".join(problems), hint="fix the model.* overrides")
 
     # ------------------------------------------------------------------ diagnostics
-    def figures(self, path, domains: dict, roles: dict) -> list[str]:
+    def figures(self, domains: dict, roles: dict) -> list[Figure]:
         """The paper's premise, source and target side by side: activity distributions and their
         percentile bins; with graph fields, the node and edge clusters' size and density bins
         (statistics from the feature cache, as the model uses them)."""
-        from recx.plots import activity_distributions, cluster_bins
-
-        activity_distributions(Path(f"{path}_activity"), domains, roles,
-                               n_bins=self.stats_cfg.activity_bins)
-        names = [f"{Path(path).name}_activity.png"]
+        out = [Figure("activity", "activity_distributions",
+                      {"domains": domains, "roles": roles,
+                       "n_bins": self.stats_cfg.activity_bins})]
         if self.needs_graph:
             stats = {name: graph_stats(d, self.stats_cfg) for name, d in domains.items()}
-            cluster_bins(Path(f"{path}_clusters"), stats, roles)
-            names.append(f"{Path(path).name}_clusters.png")
-        return names
+            out.append(Figure("clusters", "cluster_bins", {"stats": stats, "roles": roles}))
+        return out
 
     # ------------------------------------------------------------------ domain inputs
     def fit_inputs(self, domain) -> None:

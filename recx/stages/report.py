@@ -16,8 +16,6 @@ heatmap and a bar chart with seed error bars.
 
 from __future__ import annotations
 
-import glob
-import json
 import logging
 from pathlib import Path
 
@@ -27,170 +25,24 @@ from omegaconf import OmegaConf
 
 from recx.errors import ConfigError
 from recx.stages import StageResult
+from recx.stages.report_rows import (
+    ABSENT,
+    SPLIT_FIELDS,
+    aggregate,
+    candidate_rows,
+    cell,
+    collect,
+    select,
+    split_experiments,
+)
 from recx.store import atomic_write_json, atomic_write_text
 from recx.tables import SAMPLED_BANNER, markdown
 
 log = logging.getLogger(__name__)
 
-ABSENT = "–"  # how a table writes a key a row does not have (no source, no tag)
-IDENTITY = ["stage", "setting", "model", "mode", "base", "source", "target", "split", "slice",
-            "alpha", "protocol", "user_fraction", "tag", "paper_compat"]
 # what one source × target matrix holds fixed
 MATRIX_GROUP = ["model", "mode", "setting", "base", "user_fraction", "tag", "paper_compat", "split",
                 "slice", "protocol", "config"]
-# identity fields added to a table's rows when they vary (never averaged over)
-SPLIT_FIELDS = ["source", "base", "mode", "user_fraction", "tag", "paper_compat", "setting",
-                "model", "split", "slice"]
-
-
-def collect(patterns) -> pd.DataFrame:
-    rows = []
-    for pattern in patterns:
-        for path in sorted(glob.glob(str(pattern), recursive=True)):
-            try:
-                data = json.loads(Path(path).read_text())
-            except (OSError, ValueError):
-                log.warning("skipping unreadable %s", path)
-                continue
-            for r in data.get("rows", []):
-                rows.append({**r, "_file": path})
-    return pd.DataFrame(rows)
-
-
-def select(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
-    if frame.empty:
-        return frame
-    keep = (frame.get("status", "ok") == "ok") & (frame.get("stage") != "report")
-    if "selected" in frame:
-        keep &= frame["selected"].map(lambda v: v is not False)
-    for key, want in where.items():
-        if key not in frame:
-            raise ConfigError(f"report.where.{key}: no metrics row has a field {key!r}",
-                              hint=f"use fields such as {IDENTITY}")
-        values = want if isinstance(want, list) else [want]
-        keep &= frame[key].map(lambda v, vals=values: v in vals or str(v) in map(str, vals))
-    out = frame[keep].copy()
-    # the newest row per (identity, experiment, seed)
-    for c in [*IDENTITY, "seed", "experiment_hash"]:
-        if c not in out:
-            out[c] = None
-    out["user_fraction"] = out["user_fraction"].fillna(1.0)  # rows from before the field
-    out["paper_compat"] = out["paper_compat"].map(_compat_key)
-    out = out.sort_values("finished_at").drop_duplicates(
-        [*IDENTITY, "experiment_hash", "seed"], keep="last") if "finished_at" in out else out
-    return out
-
-
-def candidate_rows(frame: pd.DataFrame, which: str) -> pd.DataFrame:
-    """The rows of the target's candidate policy (`policy`), of the other rule (`other`), or
-    both. Rows without the field (sampled candidates, older runs) count as the policy's."""
-    if which not in ("policy", "other", "both"):
-        raise ConfigError(f"report.candidates={which!r}", hint="use policy, other or both")
-    if which == "both" or frame.empty:
-        return frame
-    policy = frame["policy"].map(lambda v: v is not False) if "policy" in frame else \
-        pd.Series(True, index=frame.index)
-    return frame[policy if which == "policy" else ~policy]
-
-
-def split_experiments(frame: pd.DataFrame, keys: list[str]) -> bool:
-    """Give rows a `config` column where one cell (equal `keys` apart from the seed) holds runs
-    of different configs; True when it did. The column names what differs: the keys of the
-    runs' saved Hydra configs, else their overrides, else the config hash."""
-    keys = [k for k in keys if k in frame]
-    if "experiment_hash" not in frame or frame.empty:
-        return False
-    exp = frame["experiment_hash"].astype(object).where(frame["experiment_hash"].notna(), ABSENT)
-    per_cell = exp.groupby([frame[k].astype(str) for k in keys], dropna=False).nunique()
-    if (per_cell <= 1).all():
-        return False
-    frame["config"] = ABSENT
-    for _, idx in frame.groupby([frame[k].astype(str) for k in keys], dropna=False).groups.items():
-        cell_rows = frame.loc[idx]
-        hashes = list(dict.fromkeys(exp.loc[idx]))
-        if len(hashes) <= 1:
-            continue
-        firsts = {h: cell_rows[exp.loc[idx] == h].iloc[0] for h in hashes}
-        labels = _differences(firsts)
-        for h in hashes:
-            frame.loc[idx[(exp.loc[idx] == h).to_numpy()], "config"] = labels[h]
-        log.warning("report: runs of %s differ in more than the seed (%s): kept apart",
-                    " · ".join(f"{k}={cell_rows.iloc[0][k]}" for k in keys
-                               if cell_rows.iloc[0][k] not in (None, ABSENT)),
-                    "; ".join(labels.values()))
-    return True
-
-
-def _differences(firsts: dict) -> dict:
-    """hash → 'key=value, …' of what sets its run apart from the others in one cell."""
-    flat = {h: _run_config(r) for h, r in firsts.items()}
-    if all(flat.values()):
-        keys = sorted(set().union(*flat.values()))
-        differ = [k for k in keys if len({str(f.get(k)) for f in flat.values()}) > 1]
-        if differ:
-            return {h: ", ".join(f"{k}={f.get(k)}" for k in differ) for h, f in flat.items()}
-    over = {h: {o for o in (r.get("overrides") or []) if not o.startswith("seed=")}
-            for h, r in firsts.items()}
-    common = set.intersection(*over.values()) if over else set()
-    return {h: ", ".join(sorted(over[h] - common)) or f"config {h}" for h in firsts}
-
-
-def _run_config(row) -> dict:
-    """The run's saved config (`.hydra/config.yaml` of its run dir) as dotted keys, minus the
-    seed and the bookkeeping; {} when it is not there."""
-    from recx.stages.common import experiment_config
-
-    path = Path(str(row.get("run_dir") or "")) / ".hydra" / "config.yaml"
-    if not path.is_file():
-        return {}
-    try:
-        tree = experiment_config(OmegaConf.load(path))
-    except Exception:  # an unreadable config only loses the detail
-        return {}
-    return dict(_flatten(tree))
-
-
-def _flatten(tree, prefix=""):
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            yield from _flatten(v, f"{prefix}{k}.")
-    else:
-        yield prefix[:-1], tree
-
-
-def _compat_key(switches):
-    """The active paper-compat switches as one key, so a run with the original code's behaviour
-    never replaces or averages with the fixed one; None when none is active (or the row predates
-    the field)."""
-    if isinstance(switches, list | tuple):
-        return ",".join(sorted(switches)) or None
-    return switches or None
-
-
-def aggregate(frame: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:
-    keys = [k for k in keys if k in frame]
-    key_frame = frame[keys].astype(object).where(frame[keys].notna(), ABSENT)
-    grouped = frame.assign(**{k: key_frame[k] for k in keys}).groupby(keys, dropna=False)
-    out = []
-    for key, g in grouped:
-        row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
-        row["n_seeds"] = int(g["seed"].nunique()) if "seed" in g else len(g)
-        for m in metrics:
-            if m in g:
-                vals = g[m].dropna().to_numpy(dtype=float)
-                row[m] = float(vals.mean()) if len(vals) else np.nan
-                row[f"{m}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else np.nan
-        out.append(row)
-    return pd.DataFrame(out)
-
-
-def cell(mean, std, n) -> str:
-    if mean is None or (isinstance(mean, float) and np.isnan(mean)):
-        return ""
-    s = f"{mean:.4f}"
-    if std is not None and not np.isnan(std):
-        s += f" ± {std:.4f}"
-    return s + f" (n={n})"
 
 
 def pivot(agg: pd.DataFrame, rows: list[str], cols: list[str], metric: str):
@@ -222,31 +74,7 @@ def run(ctx) -> StageResult:
                           f"report.where={where}",
                           hint="run some stages first, or change report.inputs / report.where")
     metrics = [m for m in rc.metrics if m in frame]
-    if rc.layout not in ("table", "matrix"):
-        raise ConfigError(f"report.layout={rc.layout!r}", hint="use table or matrix")
-    keys = list(dict.fromkeys([*rc.rows, *rc.cols, "protocol"]))
-    if rc.layout == "matrix":
-        # one table per (model, mode, setting, base, split, slice, protocol): a matrix cell never
-        # averages rows of two protocols, whatever allow_mixed_protocols says
-        keys = list(dict.fromkeys([*MATRIX_GROUP, "source", "target"]))
-        if rc.allow_mixed_protocols:
-            log.warning("report.allow_mixed_protocols is ignored by layout=matrix")
-    elif rc.allow_mixed_protocols:
-        keys.remove("protocol")
-    rows = list(rc.rows)
-    if rc.layout == "table":
-        varying = [k for k in SPLIT_FIELDS if k in frame and k not in keys
-                   and frame[k].nunique(dropna=False) > 1]
-        if varying:
-            log.info("report %s: rows also split by %s (they vary among the rows)", rc.name,
-                     ", ".join(varying))
-            rows += varying
-            keys = list(dict.fromkeys([*rows, *rc.cols, "protocol"]))
-            if rc.allow_mixed_protocols:
-                keys.remove("protocol")
-    if split_experiments(frame, [k for k in keys if k != "config"]):
-        rows.append("config")
-        keys = list(dict.fromkeys([*keys, "config"]))
+    rows, keys = _row_keys(rc, frame)
     agg = aggregate(frame, keys, metrics)
     out_dir = Path(cfg.paths.outputs) / "tables" / rc.name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -278,6 +106,38 @@ def run(ctx) -> StageResult:
         rows.append({"status": "ok", "stage": "report", "split": where.get("split"),
                      "slice": "all", **{k: (None if v == ABSENT else v) for k, v in r.items()}})
     return StageResult(rows, title=f"report {rc.name}", write=True, display=[])
+
+
+def _row_keys(rc, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(the table's row fields, the fields a cell is aggregated over): `report.rows` and
+    `report.cols` with the protocol, plus every identity field that varies among the rows, and
+    `config` where runs of one cell differ in more than the seed."""
+    if rc.layout not in ("table", "matrix"):
+        raise ConfigError(f"report.layout={rc.layout!r}", hint="use table or matrix")
+    keys = list(dict.fromkeys([*rc.rows, *rc.cols, "protocol"]))
+    if rc.layout == "matrix":
+        # one table per (model, mode, setting, base, split, slice, protocol): a matrix cell never
+        # averages rows of two protocols, whatever allow_mixed_protocols says
+        keys = list(dict.fromkeys([*MATRIX_GROUP, "source", "target"]))
+        if rc.allow_mixed_protocols:
+            log.warning("report.allow_mixed_protocols is ignored by layout=matrix")
+    elif rc.allow_mixed_protocols:
+        keys.remove("protocol")
+    rows = list(rc.rows)
+    if rc.layout == "table":
+        varying = [k for k in SPLIT_FIELDS if k in frame and k not in keys
+                   and frame[k].nunique(dropna=False) > 1]
+        if varying:
+            log.info("report %s: rows also split by %s (they vary among the rows)", rc.name,
+                     ", ".join(varying))
+            rows += varying
+            keys = list(dict.fromkeys([*rows, *rc.cols, "protocol"]))
+            if rc.allow_mixed_protocols:
+                keys.remove("protocol")
+    if split_experiments(frame, [k for k in keys if k != "config"]):
+        rows.append("config")
+        keys = list(dict.fromkeys([*keys, "config"]))
+    return rows, keys
 
 
 def _md_bold(table: pd.DataFrame, means: pd.DataFrame, rows: list[str]) -> str:
@@ -352,9 +212,9 @@ def _figure_stem(metric: str, fixed: dict) -> str:
 
 def matrix_heatmap(path: Path, mean: pd.DataFrame, std: pd.DataFrame, title: str) -> None:
     """Heatmap of a source × target matrix; each cell shows mean ± std."""
-    from recx.plots import _plt, _save
+    from recx.plots import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * mean.shape[1], 1.4 + 0.7 * mean.shape[0]))
     im = ax.imshow(mean.to_numpy(dtype=float), cmap="viridis", aspect="auto")
     ax.set_xticks(range(mean.shape[1]))
@@ -371,15 +231,15 @@ def matrix_heatmap(path: Path, mean: pd.DataFrame, std: pd.DataFrame, title: str
     ax.set_ylabel("source")
     ax.set_title(title, fontsize=8)
     fig.colorbar(im, ax=ax)
-    _save(fig, Path(path), _long(mean, std))
+    save_figure(fig, Path(path), _long(mean, std))
 
 
 def matrix_bars(path: Path, mean: pd.DataFrame, std: pd.DataFrame, metric: str,
                 title: str) -> None:
     """Grouped bars: one group per target, one bar per source, seed std as error bars."""
-    from recx.plots import _plt, _save
+    from recx.plots import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     n_src, n_tgt = mean.shape
     width = 0.8 / max(1, n_src)
     fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * n_tgt * max(1, n_src) ** 0.5 + 2), 3.6))
@@ -394,7 +254,7 @@ def matrix_bars(path: Path, mean: pd.DataFrame, std: pd.DataFrame, metric: str,
     ax.set_ylabel(metric)
     ax.set_title(title, fontsize=8)
     ax.legend(title="source", fontsize=6, title_fontsize=7)
-    _save(fig, Path(path), _long(mean, std))
+    save_figure(fig, Path(path), _long(mean, std))
 
 
 def _long(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:

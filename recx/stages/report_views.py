@@ -11,6 +11,9 @@ and write into outputs/tables/<report.name>/:
 - `advisor`: the source advisor validated by leaving one target out (advisor.md/.csv,
   advisor_summary.csv), and the ranking of candidate pairs that have diagnostics but no
   transfer yet (`recx diagnose`; advisor_ranking.*).
+
+The published result tables and the papers' claims (`transfer`, `text`, `claims`) are views too
+(recx/stages/report_published.py); `VIEWS` below names them all.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from omegaconf import OmegaConf
 
 from recx.errors import ConfigError
 from recx.stages import StageResult
+from recx.stages import report_published as published
 from recx.store import atomic_write_text
 from recx.tables import SAMPLED_BANNER, markdown
 
@@ -40,7 +44,7 @@ def run_view(ctx, name: str) -> StageResult:
 def _load(ctx):
     """(cells, diagnostics frame, metrics, output dir) of the report's inputs."""
     from recx.diagnostics.explain import load_diagnostics, transfer_cells
-    from recx.stages.report import candidate_rows, collect, select
+    from recx.stages.report_rows import candidate_rows, collect, select
 
     rc = ctx.cfg.report
     where = OmegaConf.to_container(rc.where, resolve=True) or {}
@@ -203,9 +207,9 @@ def _stem(*parts) -> str:
 def scatter_grid(path: Path, cells: pd.DataFrame, diagnostics: list[str], corr: pd.DataFrame,
                  gain: str, title: str) -> None:
     """Gain against each diagnostic, one panel each, points coloured by target; ρ in titles."""
-    from recx.plots import _plt, _save
+    from recx.plots import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     n = len(diagnostics)
     cols = min(3, n)
     rows = -(-n // cols)
@@ -234,7 +238,7 @@ def scatter_grid(path: Path, cells: pd.DataFrame, diagnostics: list[str], corr: 
     fig.legend(handles, labels, fontsize=6, loc="upper center", ncol=min(len(targets), 4),
                bbox_to_anchor=(0.5, 0.0))
     fig.suptitle(title, fontsize=9)
-    _save(fig, Path(path), pd.DataFrame(data))
+    save_figure(fig, Path(path), pd.DataFrame(data))
 
 
 # ---------------------------------------------------------------------------------- advisor
@@ -341,4 +345,5 @@ def _candidates(cells, diags, metrics, method, alpha, out) -> str:
     return "\n".join(parts)
 
 
-VIEWS = {"transferability": transferability, "advisor": advisor}
+# every view of `recx report report.view=<name>`: name → function(ctx) → StageResult
+VIEWS = {"transferability": transferability, "advisor": advisor, **published.VIEWS}

@@ -100,7 +100,9 @@ def _figures(ctx, model, target) -> None:
     roles = dict.fromkeys(domains, "source")
     domains[target.name], roles[target.name] = target, "target"
     try:
-        names = model.figures(ctx.run_dir / "features", domains, roles)
+        from recx.plots import draw
+
+        names = draw(model.figures(domains, roles), ctx.run_dir / "features")
     except Exception as e:  # never lose an evaluation to a plot
         log.warning("figures of %s skipped: %s: %s", model.name, type(e).__name__, e)
         return

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from recx.data import fetch
-from recx.data.download import resolve_raw_files
 from recx.data.formats import get_reader
+from recx.data.rawfiles import resolve_raw_files
 from recx.errors import ChecksumError, ConfigError, DataFormatError, DataMissingError
 from tests.conftest import compose
 from tests.data import _fixtures as fx
@@ -204,24 +204,23 @@ def test_official_layout_is_downloaded_when_the_default_cannot_be(tmp_path):
 
 # ------------------------------------------------------------------ archives
 def test_gzip_and_tar_archives(tmp_path):
+    """The network leaf takes plain URLs, file names and pins."""
     data = b"hello\n" * 100
     gz = tmp_path / "m" / "x.csv.gz"
     gz.parent.mkdir()
     gz.write_bytes(gzip.compress(data))
-    cfg = compose("preprocess", ["dataset=ml_1m", f"paths.root={tmp_path}"])
-    ds = cfg.dataset
-    ds.origin.url, ds.origin.archive, ds.origin.md5 = gz.as_uri(), "gzip", None
-    ds.origin.files = {"x.csv": sha(data)}
-    fetch.download_dataset(ds, tmp_path / "out")
+    got = fetch.fetch_files(tmp_path / "out", url=gz.as_uri(), archive="gzip",
+                            wanted=["x.csv"], pins={"x.csv": sha(data)})
     assert (tmp_path / "out" / "x.csv").read_bytes() == data
+    assert got.paths == [tmp_path / "out" / "x.csv.gz"]
+    assert got.verified == {tmp_path / "out" / "x.csv": sha(data)}
     tar = tmp_path / "m" / "a.tar.gz"
     with tarfile.open(tar, "w:gz") as t:
         info = tarfile.TarInfo("pkg/y.csv")
         info.size = len(data)
         t.addfile(info, io.BytesIO(data))
-    ds.origin.url, ds.origin.archive = tar.as_uri(), "tar"
-    ds.origin.files = {"pkg/y.csv": sha(data)}
-    fetch.download_dataset(ds, tmp_path / "out2")
+    fetch.fetch_files(tmp_path / "out2", url=tar.as_uri(), archive="tar",
+                      wanted=["pkg/y.csv"], pins={"pkg/y.csv": sha(data)})
     assert (tmp_path / "out2" / "pkg" / "y.csv").read_bytes() == data
 
 

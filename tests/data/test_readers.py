@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recx.data.download import resolve_raw_files
 from recx.data.formats import get_reader
 from recx.data.process import process
+from recx.data.rawfiles import resolve_raw_files
 from recx.errors import DataFormatError
 from tests.conftest import compose
 from tests.data import _fixtures as fx
@@ -62,9 +62,9 @@ def test_custom_tables(tmp_path, kind):
 
 
 def test_csv_chunks_keep_order_and_sort_numeric_ids(tmp_path, monkeypatch):
-    import recx.data.readers.common as common
+    from recx.data.readers import delimited
 
-    monkeypatch.setattr(common, "CSV_BLOCK", 64)  # many tiny chunks
+    monkeypatch.setattr(delimited, "CSV_BLOCK", 64)  # many tiny chunks
     rng = np.random.default_rng(0)
     n = 500
     frame = pd.DataFrame({"u": rng.integers(1, 60, n), "i": rng.integers(1, 120, n),
@@ -82,10 +82,10 @@ def test_csv_chunks_keep_order_and_sort_numeric_ids(tmp_path, monkeypatch):
 
 
 def test_bad_row_in_a_later_chunk_names_its_line(tmp_path, monkeypatch):
-    import recx.data.readers.common as common
+    from recx.data.readers import delimited
 
-    monkeypatch.setattr(common, "CSV_BLOCK", 64)
-    monkeypatch.setattr(common, "PY_CHUNK_ROWS", 7)
+    monkeypatch.setattr(delimited, "CSV_BLOCK", 64)
+    monkeypatch.setattr(delimited, "PY_CHUNK_ROWS", 7)
     lines = ["u,i,t"] + [f"u{k},i{k % 5},{1000 + k}" for k in range(60)]
     lines[41] = "u40,i0,yesterday"
     path = tmp_path / "c.csv"

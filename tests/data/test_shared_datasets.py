@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from recx.data.download import resolve_raw_files
 from recx.data.formats import get_reader
 from recx.data.process import process
+from recx.data.rawfiles import resolve_raw_files
 from tests.conftest import compose, shared_dataset
 
 # config, folder, extra overrides, (users, items, interactions), (first day, last day) per SOURCE.md

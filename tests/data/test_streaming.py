@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from recx.data.canonical import RawData
 from recx.data.process import process
-from recx.data.readers.common import Column, IdCodes
+from recx.data.readers.ids import Column, IdCodes
 
 
 def test_id_codes_merge_chunks_and_sort_categories(monkeypatch):
@@ -47,15 +47,16 @@ def test_column_grows_without_losing_data():
 def test_json_lines_longer_than_a_block_are_read_whole(tmp_path, monkeypatch):
     import json
 
-    from recx.data.readers import common
+    from recx.data.readers import jsonl
+    from recx.data.readers.sink import Sink
 
-    monkeypatch.setattr(common, "JSON_BLOCK", 256)  # the reader retries with bigger blocks
+    monkeypatch.setattr(jsonl, "JSON_BLOCK", 256)  # the reader retries with bigger blocks
     rows = [{"u": f"u{k % 3}", "i": f"i{k}", "t": 1000 + k, "text": "x" * (40 if k else 5000)}
             for k in range(40)]
     path = tmp_path / "long.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    sink = common.Sink(path, user="u", item="i", ts="t", unit="s")
-    common.scan_json(path, sink, {"u": pa.string(), "i": pa.string(), "t": pa.int64()})
+    sink = Sink(path, user="u", item="i", ts="t", unit="s")
+    jsonl.scan_json(path, sink, {"u": pa.string(), "i": pa.string(), "t": pa.int64()})
     raw = sink.finish()
     assert raw.info["rows"] == 40
     assert raw.interactions["ts"].tolist() == [1000 + k for k in range(40)]
@@ -126,9 +127,9 @@ def test_a_new_file_is_hashed_while_read_and_a_known_one_is_not_reread(tmp_path,
     import os
 
     from recx.data import domain as dom
-    from recx.data import download
+    from recx.data import rawfiles
 
-    monkeypatch.setattr(download, "_SHA_MEMO", {})
+    monkeypatch.setattr(rawfiles, "_SHA_MEMO", {})
     path = tmp_path / "clicks.csv"
     path.write_text("user,item,timestamp\nu1,a,1\nu1,b,2\nu1,c,3\nu2,a,4\nu2,c,5\nu2,b,6\n")
     builds = []
@@ -138,9 +139,9 @@ def test_a_new_file_is_hashed_while_read_and_a_known_one_is_not_reread(tmp_path,
     first = load()
     assert len(builds) == 1  # built once, beside the hash of the new file
     memo = tmp_path / "outputs" / "cache" / "sha256-memo.json"
-    assert memo.exists() and download.sha256_known(path)
+    assert memo.exists() and rawfiles.sha256_known(path)
 
-    monkeypatch.setattr(download, "_SHA_MEMO", {})  # a new process: the memo comes from disk
+    monkeypatch.setattr(rawfiles, "_SHA_MEMO", {})  # a new process: the memo comes from disk
     again = load()
     assert len(builds) == 1 and again.path == first.path  # a hit reads nothing raw
 
@@ -158,10 +159,10 @@ def test_a_bad_new_file_fails_without_waiting_for_its_hash(tmp_path, monkeypatch
     import threading
 
     from recx.config.hashing import file_sha256
-    from recx.data import download
+    from recx.data import rawfiles
     from recx.errors import DataFormatError
 
-    monkeypatch.setattr(download, "_SHA_MEMO", {})
+    monkeypatch.setattr(rawfiles, "_SHA_MEMO", {})
     path = tmp_path / "clicks.csv"
     path.write_text("user,item,timestamp\nu1,a,1\nu1,b,yesterday\n")
     with pytest.raises(DataFormatError, match="timestamp"):

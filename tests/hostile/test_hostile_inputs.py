@@ -107,8 +107,8 @@ def data_entries(root: Path, name: str = "custom") -> list[Path]:
 
 def read_raw(tmp_path, path: Path, *extra):
     """The reader's output for a custom file (no processing, no cache)."""
-    from recx.data.download import RawFiles
     from recx.data.formats import get_reader
+    from recx.data.rawfiles import RawFiles
 
     ds = compose("preprocess", [*COLS, f"dataset.path={path}", *extra], root=tmp_path).dataset
     return get_reader(str(ds.reader))(ds, RawFiles(None, {"main": path}))
@@ -218,16 +218,16 @@ def test_verify_is_no_part_of_the_data_or_the_experiment(tmp_path):
 
 
 def test_verify_hash_reads_the_file_again_whatever_the_memo_says(tmp_path):
-    from recx.data import download
+    from recx.data import rawfiles
 
     path = write(tmp_path / "x.txt", "abc")
-    download._use_sha_memo(tmp_path)
+    rawfiles._use_sha_memo(tmp_path)
     # sha256("abc"), the textbook value
     abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    assert download.sha256_cached(path) == abc
-    download._SHA_MEMO[download._memo_key(path)] = "stale"
-    assert download.sha256_cached(path) == "stale"
-    assert download.sha256_cached(path, fresh=True) == abc
+    assert rawfiles.sha256_cached(path) == abc
+    rawfiles._SHA_MEMO[rawfiles._memo_key(path)] = "stale"
+    assert rawfiles.sha256_cached(path) == "stale"
+    assert rawfiles.sha256_cached(path, fresh=True) == abc
 
 
 # =================================================================== timestamps
@@ -701,7 +701,7 @@ def _zip_config(tmp_path, members: dict[str, bytes], pins: dict[str, str | None]
 
 def test_archive_with_an_unsafe_member_leaves_nothing_extracted(tmp_path):
     """The good member came first; it must not wait in the data folder for the next run."""
-    from recx.data.download import resolve_raw_files
+    from recx.data.rawfiles import resolve_raw_files
 
     cfg = _zip_config(tmp_path, {"ml-latest-small/movies.csv": b"movieId,title\n1,a\n",
                                  "../ml-latest-small/ratings.csv": b"x"},

@@ -16,16 +16,11 @@ from omegaconf import OmegaConf
 from recx.config.schema import TextSchema
 from recx.data.domain import domain_from_frame
 from recx.data.features import FeatureEnv
-from recx.data.features.cdim import (
-    cooccur_pairs,
-    fit_matcher,
-    indexable_items,
-    resolve_cfg,
-    similarity_spearman,
-)
+from recx.data.features.cdim import cooccur_pairs, indexable_items, similarity_spearman
 from recx.data.merge import merge_domains
 from recx.data.sequences import query_batch
 from recx.errors import CheckpointError, ConfigError
+from recx.models.cdim_training import fit_matcher, resolve_cfg
 from recx.models.idp import IDP
 from recx.models.modules.cdim import (
     aggregate,
@@ -469,8 +464,8 @@ def test_finetune_backbone_trains_the_sentence_transformer_and_encodes_targets_w
     """cdim.finetune_backbone=true with all-MiniLM-L6-v2 (a few CPU steps): the fine-tuned encoder
     is saved in the CDIM cache entry, target texts are encoded with it, identical texts still
     retrieve each other, and the frozen shared text cache is untouched."""
-    from recx.data.features.cdim import matcher_entry
     from recx.data.features.text import item_embeddings
+    from recx.models.cdim_training import matcher_entry
 
     env = FeatureEnv(cache_root=tmp_path / "cache", seed=0, text=OmegaConf.structured(TextSchema))
     src, tgt = shop(tmp_path, "src"), shop(tmp_path, "tgt", n_users=10, n_items=4, seed=3)

@@ -60,7 +60,7 @@ def test_a_matcher_variant_reuses_the_pretraining_with_its_own_matcher(tmp_path)
     """The text-only matcher ablation (cdim.behaviour_positive=none) finds the CDIM
     pre-training, swaps in a matcher fitted with its own settings (cached), and scores with it;
     the default settings keep the checkpoint's matcher."""
-    from recx.data.features.cdim import fit_matcher
+    from recx.models.cdim_training import fit_matcher
     from recx.models.idp import IDP
     from recx.stages.common import Context, load_model_file
     from recx.stages.transfer import pretrained_model

@@ -266,6 +266,25 @@ def test_popularity_only_ablation_skips_node2vec(toy, monkeypatch):
         assert torch.allclose(s[:, cols], s[:, cols[:1]].expand(-1, len(cols)))
 
 
+def test_figures_are_data_the_stage_draws(toy, tmp_path, monkeypatch):
+    """The model hands over what to draw; drawing is `recx.plots.draw`'s (the transfer stage's)."""
+    import recx.models.statmlp as mod
+    from recx.plots import draw
+
+    domains, roles = {"toy": toy}, {"toy": "target"}
+    monkeypatch.setattr(mod, "graph_stats", lambda *a: pytest.fail("no graph for act fields"))
+    only = model(features={"fields": ["act_u", "act_i"]}, architecture="two_tower")
+    [fig] = only.figures(domains, roles)
+    assert (fig.name, fig.plot) == ("activity", "activity_distributions")
+    assert fig.data == {"domains": domains, "roles": roles, "n_bins": only.stats_cfg.activity_bins}
+    monkeypatch.undo()
+    figs = model().figures(domains, roles)
+    assert [f.name for f in figs] == ["activity", "clusters"]
+    assert set(figs[1].data["stats"]) == {"toy"}
+    assert draw(figs, tmp_path / "f") == ["f_activity.png", "f_clusters.png"]
+    assert (tmp_path / "f_clusters.csv").exists() and (tmp_path / "f_activity.pdf").exists()
+
+
 def test_checkpoint_holds_no_domain_state(toy):
     m = model()
     m.fit_inputs(toy)

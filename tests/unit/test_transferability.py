@@ -98,7 +98,7 @@ def matrix(tmp_path):
 
 
 def cells_of(root: Path) -> pd.DataFrame:
-    from recx.stages.report import collect, select
+    from recx.stages.report_rows import collect, select
 
     frame = select(collect([root / "outputs" / "runs" / "**" / "metrics.json"]),
                    {"split": "test"})

@@ -432,6 +432,30 @@ class GraphStats:
         return len(self.edge_size)
 
 
+def node_clusters(user_emb: np.ndarray, item_emb: np.ndarray, deg: tuple, ranks: tuple,
+                  cc, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """k-means clusters of the nodes with training edges (users and items jointly, or apart):
+    (user cluster [U + 1], item cluster [N + 1], -1 for nodes without one; number of clusters)."""
+    (du, di), (ru, ri) = deg, ranks
+    user_cl = np.full(len(du), -1, np.int64)
+    item_cl = np.full(len(di), -1, np.int64)
+    # active nodes in canonical order (k-means++ seeding depends on the row order)
+    act_u = np.flatnonzero(du[1:] > 0) + 1
+    act_u = act_u[np.argsort(ru[act_u - 1], kind="stable")]
+    act_i = np.flatnonzero(di[1:] > 0) + 1
+    act_i = act_i[np.argsort(ri[act_i - 1], kind="stable")]
+    if cc.mode == "joint":
+        x = np.concatenate([user_emb[act_u], item_emb[act_i]])
+        k = auto_k(cc.k, len(x))
+        lab = kmeans_labels(x, k, cc.n_init, seed)
+        user_cl[act_u], item_cl[act_i] = lab[:len(act_u)], lab[len(act_u):]
+        return user_cl, item_cl, k
+    k_u, k_i = auto_k(cc.k, len(act_u)), auto_k(cc.k, len(act_i))
+    user_cl[act_u] = kmeans_labels(user_emb[act_u], k_u, cc.n_init, seed)
+    item_cl[act_i] = k_u + kmeans_labels(item_emb[act_i], k_i, cc.n_init, seed)
+    return user_cl, item_cl, k_u + k_i
+
+
 def build_graph_stats(domain, cfg: GraphStatsConfig, seed: int = 0,
                       deterministic: bool = True) -> GraphStats:
     """Compute every statistic of `domain` in memory (no cache)."""
@@ -456,25 +480,10 @@ def build_graph_stats(domain, cfg: GraphStatsConfig, seed: int = 0,
     item_emb[1:] = emb[U:][ri]
 
     t1 = time.perf_counter()
-    user_cl = np.full(U + 1, -1, np.int64)
-    item_cl = np.full(N + 1, -1, np.int64)
-    # active nodes in canonical order (k-means++ seeding depends on the row order)
-    act_u = np.flatnonzero(du[1:] > 0) + 1
-    act_u = act_u[np.argsort(ru[act_u - 1], kind="stable")]
-    act_i = np.flatnonzero(di[1:] > 0) + 1
-    act_i = act_i[np.argsort(ri[act_i - 1], kind="stable")]
-    cc = cfg.cluster
-    if cc.mode == "joint":
-        x = np.concatenate([user_emb[act_u], item_emb[act_i]])
-        k = auto_k(cc.k, len(x))
-        lab = kmeans_labels(x, k, cc.n_init, seed)
-        user_cl[act_u], item_cl[act_i] = lab[:len(act_u)], lab[len(act_u):]
-    else:
-        k_u, k_i = auto_k(cc.k, len(act_u)), auto_k(cc.k, len(act_i))
-        user_cl[act_u] = kmeans_labels(user_emb[act_u], k_u, cc.n_init, seed)
-        item_cl[act_i] = k_u + kmeans_labels(item_emb[act_i], k_i, cc.n_init, seed)
-        k = k_u + k_i
-    node_size, node_density = cluster_size_density(user_cl, item_cl, eu, ei, k, cc.mode)
+    user_cl, item_cl, k = node_clusters(user_emb, item_emb, (du, di), (ru, ri), cfg.cluster,
+                                        seed)
+    node_size, node_density = cluster_size_density(user_cl, item_cl, eu, ei, k,
+                                                   cfg.cluster.mode)
     t["node_kmeans_s"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()

@@ -22,8 +22,12 @@ import pandas as pd
 import pyarrow as pa
 
 from recx.data.canonical import RawData, check_not_empty
-from recx.data.download import RawFiles, fmt
-from recx.data.readers.common import Sink, iter_literal_records, scan_csv, scan_json
+from recx.data.layouts import fmt
+from recx.data.rawfiles import RawFiles
+from recx.data.readers.delimited import scan_csv
+from recx.data.readers.jsonl import scan_json
+from recx.data.readers.literal import iter_literal_records
+from recx.data.readers.sink import Sink
 
 TEXT_FIELDS = ("title", "brand", "category", "description")
 _META_KEYS = {"title": ("title",), "brand": ("brand",), "category": ("category", "categories"),

@@ -20,8 +20,11 @@ from pathlib import Path
 import pandas as pd
 
 from recx.data.canonical import RawData, check_not_empty
-from recx.data.download import RawFiles, fmt
-from recx.data.readers.common import Sink, open_text, reading, scan_csv
+from recx.data.layouts import fmt
+from recx.data.rawfiles import RawFiles
+from recx.data.readers.delimited import read_delimited, scan_csv
+from recx.data.readers.sink import Sink
+from recx.data.readers.textio import open_text, reading
 from recx.errors import DataFormatError
 
 ML100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
@@ -104,8 +107,6 @@ def read_movies(path: Path) -> pd.DataFrame:
                 title, year = split_title(parts[1])
                 rows.append((parts[0], title, year, _genres(parts[2])))
     else:
-        from recx.data.formats import read_delimited
-
         frame = read_delimited(path, ",", dtype={"movieId": str})
         for mid, t, g in zip(frame["movieId"], frame["title"], frame["genres"], strict=True):
             title, year = split_title(t)
@@ -132,8 +133,6 @@ def _u_genres(path: Path) -> list[str]:
 
 def read_top_tags(path: Path, top: int) -> pd.DataFrame:
     """item → its `top` most frequent tags (case-insensitive; ties by first use)."""
-    from recx.data.formats import read_delimited
-
     if path.name.lower().endswith(".dat"):
         rows = []
         with reading(path), open_text(path, "latin-1") as f:

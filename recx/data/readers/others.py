@@ -23,17 +23,12 @@ import numpy as np
 import pandas as pd
 
 from recx.data.canonical import RawData, check_not_empty
-from recx.data.download import RawFiles, fmt
-from recx.data.readers.common import (
-    PY_CHUNK_ROWS,
-    Sink,
-    csv_header,
-    iter_literal_fields,
-    iter_literal_records,
-    open_text,
-    reading,
-    scan_csv,
-)
+from recx.data.layouts import fmt
+from recx.data.rawfiles import RawFiles
+from recx.data.readers.delimited import scan_csv
+from recx.data.readers.literal import iter_literal_fields, iter_literal_records
+from recx.data.readers.sink import PY_CHUNK_ROWS, Sink
+from recx.data.readers.textio import csv_header, open_text, reading
 from recx.errors import DataFormatError
 
 

@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 
 from recx.data.canonical import RawData, check_not_empty
-from recx.data.download import RawFiles, fmt
-from recx.data.readers.common import PY_CHUNK_ROWS, Sink, open_text, reading
+from recx.data.layouts import fmt
+from recx.data.rawfiles import RawFiles
+from recx.data.readers.sink import PY_CHUNK_ROWS, Sink
+from recx.data.readers.textio import open_text, reading
 from recx.errors import DataFormatError
 
 _NUM = re.compile(r"^-?[0-9]+(?:\.[0-9]*)?$")

@@ -13,8 +13,10 @@ import pandas as pd
 import pyarrow as pa
 
 from recx.data.canonical import RawData, check_not_empty
-from recx.data.download import RawFiles, fmt
-from recx.data.readers.common import Sink, iter_json_lines, scan_json
+from recx.data.layouts import fmt
+from recx.data.rawfiles import RawFiles
+from recx.data.readers.jsonl import iter_json_lines, scan_json
+from recx.data.readers.sink import Sink
 
 
 def read_yelp(ds, files: RawFiles) -> RawData:
