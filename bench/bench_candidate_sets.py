@@ -75,7 +75,8 @@ def main() -> None:
             for which in ("policy", "both"):
                 ev = OmegaConf.merge(OmegaConf.structured(EvalSchema), {"mask_variants": which})
                 e = Evaluator(d, ev, cache_root=tmp)
-                out[which] = best_time(lambda e=e: e.run(fn, "test", **kw), args.repeats)
+                out[which] = best_time(lambda e=e, fn=fn, kw=kw: e.run(fn, "test", **kw),
+                                       args.repeats)
             same = np.array_equal(out["policy"][1].ranks, out["both"][1].ranks)
             t0, t1 = out["policy"][0], out["both"][0]
             print(f"{name:22s} {t0:13.3f} {t1:8.3f} {100 * (t1 / t0 - 1):6.1f} %  {same}")
