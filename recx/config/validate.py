@@ -101,8 +101,8 @@ def choice_problems(node, schema, key: str) -> list[str]:
 def model_problems(model_cfg, key: str) -> list[str]:
     """Types and choices of the model's documented keys (`recx.config.documented`), and the
     numbers that must be positive or probabilities."""
-    from recx.cli import conf_dir
     from recx.config.documented import model_schema, type_problem
+    from recx.config.location import conf_dir
 
     schema = model_schema(str(model_cfg.name), (str(conf_dir()),))
     out = []
@@ -144,7 +144,7 @@ def _hparam_problems(model_cfg, key: str) -> list[str]:
 
 def validate(cfg) -> None:
     from recx.config.schema import DatasetSchema, EvalSchema, TextSchema, TrainSchema
-    from recx.models.registry import model_class
+    from recx.models.registry import MODELS, model_class
 
     problems: list[str] = []
     stage = str(cfg.stage)
@@ -199,7 +199,7 @@ def validate(cfg) -> None:
             f"run `recx train model={model.name} dataset={ds}`")
     if model is not None and stage == "finetune" and not model.capabilities.finetune:
         problems.append(f"{model.name} has no finetune stage; models with one: "
-                        "unisrec, idp, preprec (few-shot)")
+                        + ", ".join(n for n in MODELS if model_class(n).capabilities.finetune))
     if stage == "interpolate" and "base" in models and not models["base"].capabilities.trainable \
             and models["base"].name != "pop":
         problems.append(f"base={models['base'].name} is not trainable in-domain")

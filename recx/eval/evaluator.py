@@ -89,10 +89,10 @@ def resolve_mask(ev, domain) -> bool:
                       hint="use auto (the domain's policy), true or false")
 
 
-# query_order(domain, pos) → a permutation of the split's queries to score them in; the results
-# come back in the natural order, so it only affects speed (e.g. PrepRec groups queries by period
-# so each period's all-item table is built once)
-QueryOrder = Callable[[object, np.ndarray], np.ndarray]
+# query_order(domain, pos) → a permutation of the split's queries to score them in, or None for
+# their natural order; the results come back in the natural order, so it only affects speed
+# (e.g. PrepRec groups queries by period so each period's all-item table is built once)
+QueryOrder = Callable[[object, np.ndarray], np.ndarray | None]
 
 
 def _minus_history(counts: tuple, s: torch.Tensor, tcol: torch.Tensor, rows: torch.Tensor,
@@ -202,9 +202,10 @@ class Evaluator:
                               natural.query_ts[keep])
             negs = negs[keep] if negs is not None else None
             n_q = len(keep)
-        q, perm = natural, None
-        if self.query_order is not None and n_q:
-            perm = np.asarray(self.query_order(d, natural.pos), dtype=np.int64)
+        q = natural
+        perm = self.query_order(d, natural.pos) if self.query_order is not None and n_q else None
+        if perm is not None:
+            perm = np.asarray(perm, dtype=np.int64)
             q = Queries(natural.users[perm], natural.pos[perm], natural.targets[perm],
                         natural.query_ts[perm])
             negs = negs[perm] if negs is not None else None

@@ -51,9 +51,9 @@ def make_optimizer(model: torch.nn.Module, optim: dict) -> torch.optim.Optimizer
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError(f"{getattr(model, 'name', 'model')} has no trainable parameters")
-    betas = tuple(optim.get("betas", (0.9, 0.999)))
-    return torch.optim.Adam(params, lr=float(optim.get("lr", 1e-3)), betas=betas,
-                            weight_decay=float(optim.get("weight_decay", 0.0)))
+    betas = {"betas": tuple(optim["betas"])} if "betas" in optim else {}  # else Adam's own
+    return torch.optim.Adam(params, lr=float(optim["lr"]),
+                            weight_decay=float(optim["weight_decay"]), **betas)
 
 
 def _domain_schedule(rng, n_batches: list[int], sampling: str) -> np.ndarray:
@@ -85,9 +85,9 @@ def fit(model, domains: list, users: list[np.ndarray], *, train_cfg, seed: int, 
         if len(u) == 0:
             _no_training_users(d)
     optim = model.optim
-    max_epochs = int(max_epochs or train_cfg.max_epochs or optim.get("max_epochs", 100))
-    eval_every = int(eval_every or optim.get("eval_every", 1))
-    patience = int(patience or optim.get("patience", 10))
+    max_epochs = int(max_epochs or train_cfg.max_epochs or optim["max_epochs"])
+    eval_every = int(eval_every or optim["eval_every"])
+    patience = int(patience or optim["patience"])
     device = model.device
     ddp = D.active()
     rank = D.current().rank if ddp else 0
