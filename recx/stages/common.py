@@ -139,7 +139,23 @@ def experiment_config(cfg) -> dict:
     for ds in datasets:  # how an input file is known unchanged is no part of the experiment
         if isinstance(ds, dict):
             ds.pop("verify", None)
+    for key in ("model", "base"):  # what the model can do is part of what ran
+        if isinstance(tree.get(key), dict):
+            tree[key]["capabilities"] = _capabilities(tree[key].get("name"))
     return tree
+
+
+def _capabilities(name) -> dict | None:
+    """A model's capabilities (declared on its class; model configs once carried them too, so
+    runs recorded either way share their experiment hash)."""
+    from dataclasses import asdict
+
+    from recx.models.registry import model_class
+
+    try:
+        return asdict(model_class(str(name)).capabilities)
+    except RecxError:  # not a registered model: nothing to add
+        return None
 
 
 def experiment_hash(cfg) -> str:

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from recx.errors import ArtifactMissingError
-from tests.conftest import run_stage
+from tests.conftest import compose, run_stage
 
 # in-domain (`recx train model=<m> dataset=tiny`), every model with weights
 IN_DOMAIN = {
@@ -30,6 +30,14 @@ PRETRAIN = {
     "unisrec": "1e699151161e",
 }
 TINY_DATA = "c000a65eb8f9"  # the data hash of `tiny` under eval=full (part of every hash above)
+# `recx report` pools the rows of runs that share their experiment hash (config minus seed)
+EXPERIMENT = {
+    ("train", "model=sasrec", "dataset=tiny"): "2b3d256b0c6a",
+    ("train", "model=pop", "dataset=tiny"): "47d7ecc135a9",
+    ("train", "model=idp", "dataset=tiny"): "882f7d12790e",
+    ("interpolate", "model=pop", "base=unisrec", "target=tiny"): "abc0c49b4a7c",
+    ("interpolate", "model=pop", "base=statmlp", "target=tiny"): "b8af4bf38e2e",
+}
 COMMON = ["text=hashing", "figures=false"]
 
 
@@ -76,3 +84,11 @@ def test_the_lookup_finds_what_the_training_stage_stores(root):
     run_stage(root, "pretrain", "model=preprec", "source=tiny", *fast)
     assert (root / "outputs" / "artifacts" / "pretrain" / "preprec" / "tiny" / h
             / "model.pt").is_file()
+
+
+@pytest.mark.parametrize("command", sorted(EXPERIMENT))
+def test_experiment_hash_is_pinned(command):
+    from recx.stages.common import experiment_hash
+
+    stage, *overrides = command
+    assert experiment_hash(compose(stage, overrides)) == EXPERIMENT[command]
