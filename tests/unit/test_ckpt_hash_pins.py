@@ -92,3 +92,13 @@ def test_experiment_hash_is_pinned(command):
 
     stage, *overrides = command
     assert experiment_hash(compose(stage, overrides)) == EXPERIMENT[command]
+
+
+def test_every_model_is_pinned():
+    """A new model gets its pins with its first commit (docs/development.md)."""
+    from recx.models.registry import MODELS, model_class
+
+    classes = {n: model_class(n) for n in MODELS}
+    assert set(IN_DOMAIN) == {n for n, c in classes.items() if c.capabilities.trainable}
+    assert set(PRETRAIN) == {n for n, c in classes.items()
+                             if c.capabilities.trainable and c.capabilities.zero_shot}
