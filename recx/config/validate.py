@@ -209,7 +209,11 @@ def _model_classes(cfg) -> tuple[dict, list[str]]:
 
     models, out = {}, []
     for key in ("model", "base"):
-        if key in cfg and cfg[key] is not None:
+        if key in cfg and cfg[key] is not None and _select(cfg[key], "name") is None:
+            out.append(f"{key}.* is set but recx {cfg.stage} selects no {key} (no {key}.name): "
+                       f"the experiment or override that sets {key}.* is for a stage that "
+                       f"selects a {key}")
+        elif key in cfg and cfg[key] is not None:
             try:
                 models[key] = model_class(str(cfg[key].name))
             except ConfigError as e:
