@@ -27,7 +27,7 @@ forked RNG, so phase A's weights do not depend on the CDIM settings.
 Settings (models/idp.md §4): warm = `recx finetune` on all the target's training users; cold =
 the same with `train.user_fraction` < 1 (the target's seeded users, EVALUATION §1.3). The fraction
 only reduces the TARGET's training: the finetune stage looks its parent up as the sources'
-pre-training with every user (`recx.stages.transfer.pretrained_model`), so
+pre-training with every user (`recx.stages.checkpoints.pretrained_model`), so
 `recx finetune -m model=idp train.user_fraction=0.1,0.25,0.5,1.0 seed=0,1,2` needs one
 `recx pretrain` per seed. `retrieval`, `transfer_encoder`, `finetune` and `optim.finetune` only act
 after pre-training (`posttrain_keys`): they are left out of the pretrain checkpoint hash.
