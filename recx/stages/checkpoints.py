@@ -15,7 +15,6 @@ hash up.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,8 +29,6 @@ from recx.seed import reseed_for_model
 from recx.stages.common import Context, validation_score
 from recx.store import Store, atomic_write_json
 from recx.train import checkpoint
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
