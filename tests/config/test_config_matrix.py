@@ -54,12 +54,20 @@ def experiment(name: str) -> dict:
     tree = OmegaConf.to_container(OmegaConf.load(CONF / "experiment" / f"{name}.yaml"))
     overridden = {next(iter(d)).removeprefix("override /") for d in tree.get("defaults", [])
                   if isinstance(d, dict)}
-    return {"groups": overridden, "model_keys": set(tree.get("model") or {})}
+    return {"groups": overridden, "model_keys": set(_paths(tree.get("model") or {}))}
 
 
 @functools.cache
-def yaml_keys(group: str, name: str) -> dict:
-    return OmegaConf.to_container(OmegaConf.load(CONF / group / f"{name}.yaml"))
+def yaml_keys(group: str, name: str) -> set[str]:
+    """Every dotted key path (and prefix) of a config file."""
+    return set(_paths(OmegaConf.to_container(OmegaConf.load(CONF / group / f"{name}.yaml"))))
+
+
+def _paths(tree: dict, prefix: str = ""):
+    for k, v in tree.items():
+        yield f"{prefix}{k}"
+        if isinstance(v, dict):
+            yield from _paths(v, f"{prefix}{k}.")
 
 
 def expected_problems(primary: str, exp: str | None, cfg) -> list[str]:
@@ -72,10 +80,14 @@ def expected_problems(primary: str, exp: str | None, cfg) -> list[str]:
     if exp is not None and experiment(exp)["model_keys"]:
         if model is not None and not named:
             out.append("selects no model")
-        elif named:
-            own = set(yaml_keys("model", str(model.name)))
-            out += [f"model.{k} is not a parameter" for k in
-                    sorted(experiment(exp)["model_keys"] - own)]
+        elif named:  # the experiment's model.* keys that the composed model lacks
+            own = yaml_keys("model", str(model.name))
+            for key in sorted(experiment(exp)["model_keys"] - own):
+                first = next(p for p in _prefixes(key) if p not in own)
+                if "." not in first:
+                    out.append(f"model.{first} is not a parameter")
+                elif first.startswith("optim."):  # the recipe schema's words
+                    out.append(f"model.{first} is unknown")
     if cls is not None and stage in ("transfer", "interpolate") \
             and not cls.capabilities.zero_shot:
         out.append("is ID-based and cannot transfer zero-shot")
@@ -84,7 +96,7 @@ def expected_problems(primary: str, exp: str | None, cfg) -> list[str]:
     slots = {"dataset": cfg.get("dataset"), "target": cfg.get("target"),
              **{f"source.{k}": v for k, v in (cfg.get("source") or {}).items()}}
     for slot, ds in slots.items():
-        if ds is None or (stage == "run" and slot != "dataset"):
+        if ds is None or (stage == "run" and slot == "target"):  # run's steps check it
             continue
         if ds.name in NEEDS_INPUT:
             out.append(NEEDS_INPUT[ds.name])
@@ -93,6 +105,11 @@ def expected_problems(primary: str, exp: str | None, cfg) -> list[str]:
                 and not _has_text(ds):
             out.append("needs item text")
     return out
+
+
+def _prefixes(key: str) -> list[str]:
+    parts = key.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
 def _has_text(ds) -> bool:
@@ -125,7 +142,7 @@ def intended(exp: str, primary: str) -> list[str]:
     keys = experiment(exp)["model_keys"]
     if not keys or "model" in experiment(exp)["groups"] or "model" not in groups_of(primary):
         return []
-    return [f"model={m}" for m in MODELS if keys <= set(yaml_keys("model", m))]
+    return [f"model={m}" for m in MODELS if keys <= yaml_keys("model", m)]
 
 
 # ----------------------------------------------------------------------------- default suite
