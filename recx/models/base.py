@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -107,7 +107,7 @@ class RecModel(nn.Module):
     # which source each training batch comes from when the model trains on several domains
     sampling: str = "proportional"
 
-    def __init__(self, n_items: int = 0, optim: dict | None = None, **_: Any):
+    def __init__(self, n_items: int = 0, optim: dict | None = None):
         super().__init__()
         self.n_items = n_items  # ID models size their tables with it; zero-shot models ignore it
         self.optim = dict(optim or {})
