@@ -1,6 +1,6 @@
 """Packaging beside pyproject.toml: the top-level conf/ folder ships inside the package as
 `recx/_conf`, mapped at build time, so the repository keeps one copy of the configs and an
-installed wheel reads the same files as an editable checkout (`recx.cli.conf_dir`)."""
+installed wheel reads the same files as an editable checkout (`recx.config.location.conf_dir`)."""
 
 from pathlib import Path
 

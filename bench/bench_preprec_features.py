@@ -106,8 +106,7 @@ def bench_training(n_users: int, steps: int, threads: int):
     """Sequences/s on two domains: short histories (~20 events per user: PrepRec's batches are
     trimmed to the longest history, SASRec's windows are always max_len wide) and long ones
     (~250 events per user: every window is full)."""
-    from recx.models.preprec import PrepRec
-    from recx.models.sasrec import SASRec
+    from recx.models.registry import build_model, model_config
     from recx.train.loop import make_optimizer
 
     torch.set_num_threads(threads)
@@ -117,10 +116,11 @@ def bench_training(n_users: int, steps: int, threads: int):
                              events_per_user=per_user, seed=1)
         users = d.train_users()
         variants = {
-            "preprec (paper config, max_len 200)": lambda: PrepRec(),
-            "sasrec (recx default: max_len 50, CE)": lambda d=d: SASRec(d.n_items),
-            "sasrec (max_len 200, bce_1neg)": lambda d=d: SASRec(
-                d.n_items, max_len=200, optim={"loss": "bce_1neg"}),
+            "preprec (paper config, max_len 200)": lambda: build_model(model_config("preprec")),
+            "sasrec (recx default: max_len 50, CE)": lambda d=d: build_model(
+                model_config("sasrec"), d.n_items),
+            "sasrec (max_len 200, bce_1neg)": lambda d=d: build_model(
+                model_config("sasrec", max_len=200, optim={"loss": "bce_1neg"}), d.n_items),
         }
         for name, make in variants.items():
             torch.manual_seed(0)

@@ -84,11 +84,11 @@ def step_rate(model, batches, opt) -> float:
 
 def bench_pretrain(union, n_batches: int, threads: list[int]) -> None:
     import recx.models.modules.unisrec_net as net_mod
-    from recx.models.unisrec import UniSRec
+    from recx.models.registry import build_model, model_config
     from recx.train.loop import make_optimizer
 
     torch.manual_seed(0)
-    model = UniSRec(plm_size=384)
+    model = build_model(model_config("unisrec", plm_size=384))
     model.fit_inputs(union)
     it = iter(model.train_batches(union, np.random.default_rng(0), union.train_users()))
     batches = [next(it) for _ in range(n_batches + 1)]

@@ -12,7 +12,8 @@ config the stage would run with. Failures raise `recx.errors.RecxError` subclass
 imported on first use, so `import recx` (and `recx --help`) stays fast.
 """
 
-__version__ = "0.1.0"
+from recx.version import __version__
+
 __all__ = ["__version__", "compose", "run"]
 
 

@@ -55,11 +55,12 @@ def finetune_dir(cfg, model_name: str, skey: str, target: str, h: str) -> Path:
     return Path(cfg.paths.artifacts) / "finetune" / model_name / f"{skey}__to__{target}" / h
 
 
-def _task_overrides() -> list[str]:
+def task_overrides() -> list[str]:
+    """The command line's overrides of the running Hydra job (none outside one)."""
     try:
         from hydra.core.hydra_config import HydraConfig
 
-        return list(HydraConfig.get().overrides.task)
+        return [str(o) for o in HydraConfig.get().overrides.task]
     except (ValueError, ImportError):
         return []
 
@@ -70,7 +71,7 @@ _HASH_PREFIXES = ("model", "seed", "train", "text", "eval.select", "experiment",
 
 def create_command(stage: str, model: str, extra: list[str], keep_prefixes=_HASH_PREFIXES) -> str:
     """The command that makes a missing artifact, with the overrides that affect its hash."""
-    overrides = [o for o in _task_overrides()
+    overrides = [o for o in task_overrides()
                  if o.lstrip("+~").split("=")[0].split(".")[0] in
                  {p.split(".")[0] for p in keep_prefixes}
                  and not o.startswith(("model=",))]

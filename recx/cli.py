@@ -14,6 +14,8 @@ import re
 import sys
 from pathlib import Path
 
+from recx.config.location import conf_dir
+
 STAGES: dict[str, tuple[str, str]] = {
     "preprocess": ("read, filter, split and cache a dataset; print its stats",
                    "recx preprocess dataset=ml_100k dataset.raw_dir=data/ml-100k"),
@@ -39,24 +41,12 @@ STAGES: dict[str, tuple[str, str]] = {
 ALIAS_GROUPS = ("model", "base", "dataset", "source", "target")
 
 
-def conf_dir() -> Path:
-    """$RECX_CONF_DIR, then <repo>/conf (editable checkout), then recx/_conf (installed wheel)."""
-    env = os.environ.get("RECX_CONF_DIR")
-    if env:
-        return Path(env).resolve()
-    here = Path(__file__).resolve().parent
-    repo = here.parent / "conf"
-    if (repo / "common.yaml").exists():
-        return repo
-    return here / "_conf"
-
-
 def print_stage_overview() -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    from recx import __version__
+    from recx.version import __version__
 
     t = Table(title=f"recx {__version__} — transferable sequential recommendation",
               title_justify="left", show_lines=False)
@@ -202,7 +192,7 @@ def _main() -> None:
         print_stage_overview()
         return
     if args[0] in ("--version", "-V"):
-        from recx import __version__
+        from recx.version import __version__
 
         print(__version__)
         return

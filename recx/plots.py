@@ -85,9 +85,35 @@ def popularity_over_time(path: Path, domain, top: int = 8, max_periods: int = 16
        quantity PrepRec encodes (models/preprec.md §2.3-2.4).
     """
     plt = pyplot()
+    wp = _weekly_popularity(domain, top, max_periods)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    x = np.arange(wp.n_weeks)
+    rows = []
+    for k, item in enumerate(wp.top_items):
+        axes[0].plot(x, wp.weekly[k], lw=0.9, label=f"item {item}")
+        axes[2].plot(x, wp.perc[k], lw=0.8, label=f"item {item}")
+        rows += [{"kind": "top_item", "item": int(item), "week": w, "value": int(v)}
+                 for w, v in enumerate(wp.weekly[k])]
+        rows += [{"kind": "top_item_percentile", "item": int(item), "week": w, "value": float(v)}
+                 for w, v in enumerate(wp.perc[k])]
+    axes[0].set_title(f"events per {wp.unit} of the most popular items", fontsize=9)
+    axes[0].set_xlabel(wp.unit)
+    axes[0].legend(fontsize=6, ncol=2)
+    rows += _percentile_bands(axes[1], x, wp)
+    for q in (50, 75, 90, 99):
+        axes[2].axhline(q, color="grey", lw=0.4, ls=":")
+    axes[2].set_ylim(0, 101)
+    axes[2].set_title(f"PrepRec percentile of the top items (per {wp.unit})", fontsize=9)
+    axes[2].set_xlabel(wp.unit)
+    axes[2].set_ylabel("percentile among active items")
+    save_figure(fig, Path(path), pd.DataFrame(rows))
+
+
+def _weekly_popularity(domain, top: int, max_periods: int) -> SimpleNamespace:
+    """The numbers `popularity_over_time` draws: per week, the `top` items' events and
+    percentiles among the active items, and the percentile bands of all active items."""
     span_weeks = int(domain.ts.max() - domain.ts.min()) // (7 * 86400) + 1
     days = 7 * max(1, -(-span_weeks // max_periods))  # whole weeks, at most `max_periods`
-    unit = "week" if days == 7 else f"period of {days} days"
     week = (domain.ts - domain.ts.min()) // (days * 86400)
     n_weeks = int(week.max()) + 1
     counts = np.bincount(domain.item, minlength=domain.n_items + 1)
@@ -117,39 +143,28 @@ def popularity_over_time(path: Path, domain, top: int = 8, max_periods: int = 16
             equal = np.searchsorted(srt, x, "right") - less
             perc[k, w] = 100.0 * (less + (equal + 1) / 2) / len(cw)
             weekly[k, w] = x
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    return SimpleNamespace(unit="week" if days == 7 else f"period of {days} days",
+                           n_weeks=n_weeks, top_items=top_items, weekly=weekly, perc=perc,
+                           qs=qs, bands=bands)
+
+
+def _percentile_bands(ax, x, wp) -> list[dict]:
+    """Shaded bands between the weekly percentiles of the active items (log scale)."""
     rows = []
-    x = np.arange(n_weeks)
-    for k, item in enumerate(top_items):
-        axes[0].plot(x, weekly[k], lw=0.9, label=f"item {item}")
-        axes[2].plot(x, perc[k], lw=0.8, label=f"item {item}")
-        rows += [{"kind": "top_item", "item": int(item), "week": w, "value": int(v)}
-                 for w, v in enumerate(weekly[k])]
-        rows += [{"kind": "top_item_percentile", "item": int(item), "week": w, "value": float(v)}
-                 for w, v in enumerate(perc[k])]
-    axes[0].set_title(f"events per {unit} of the most popular items", fontsize=9)
-    axes[0].set_xlabel(unit)
-    axes[0].legend(fontsize=6, ncol=2)
-    floor = np.ones(n_weeks)
+    floor = np.ones(wp.n_weeks)
     shades = ["#c6dbef", "#9ecae1", "#6baed6", "#3182bd"]
-    for q, b, lo_b, color in zip(qs, bands, [floor, *bands[:-1]], shades, strict=True):
-        axes[1].fill_between(x, lo_b, np.maximum(b, lo_b), color=color, alpha=0.8, lw=0,
-                             label=f"≤ p{q}")
-        axes[1].plot(x, b, lw=0.6, color=color)
+    for q, b, lo_b, color in zip(wp.qs, wp.bands, [floor, *wp.bands[:-1]], shades, strict=True):
+        ax.fill_between(x, lo_b, np.maximum(b, lo_b), color=color, alpha=0.8, lw=0,
+                        label=f"≤ p{q}")
+        ax.plot(x, b, lw=0.6, color=color)
         rows += [{"kind": f"p{q}", "item": None, "week": w, "value": float(v)}
                  for w, v in enumerate(b)]
-    axes[1].set_yscale("log")
-    axes[1].set_title(f"popularity percentile bands: events per active item and {unit}",
-                      fontsize=9)
-    axes[1].set_xlabel(unit)
-    axes[1].legend(fontsize=7, loc="upper left")
-    for q in (50, 75, 90, 99):
-        axes[2].axhline(q, color="grey", lw=0.4, ls=":")
-    axes[2].set_ylim(0, 101)
-    axes[2].set_title(f"PrepRec percentile of the top items (per {unit})", fontsize=9)
-    axes[2].set_xlabel(unit)
-    axes[2].set_ylabel("percentile among active items")
-    save_figure(fig, Path(path), pd.DataFrame(rows))
+    ax.set_yscale("log")
+    ax.set_title(f"popularity percentile bands: events per active item and {wp.unit}",
+                 fontsize=9)
+    ax.set_xlabel(wp.unit)
+    ax.legend(fontsize=7, loc="upper left")
+    return rows
 
 
 def distributions(path: Path, domain) -> None:
@@ -220,19 +235,10 @@ def popularity_trajectories(path: Path, domain, tables, items=None, n_items: int
     (bars) and the percentiles an event at that time sees — the fine percentile of the previous
     fine period and the decayed coarse percentile of the previous coarse period (steps, right
     axis) — with, below, the linear encoding of the first item's coarse percentile."""
-    from recx.data.features.popularity import encode
-
     plt = pyplot()
     cfg = tables.config
-    ts, it = domain.ts, domain.item
-    day = (ts - tables.t0) / 86400.0
-    if items is None:  # items spread over the popularity ranks (with ≥ 10 events each)
-        counts = np.bincount(it, minlength=domain.n_items + 1)
-        ranked = np.argsort(-counts[1:], kind="stable") + 1
-        ranked = ranked[counts[ranked] >= min(10, counts.max())]
-        pick = np.unique(np.linspace(0, len(ranked) - 1, min(n_items, len(ranked))).astype(int))
-        items = ranked[pick]
-    items = [int(i) for i in items]
+    day = (domain.ts - tables.t0) / 86400.0
+    items = [int(i) for i in (_spread_items(domain, n_items) if items is None else items)]
 
     def starts(index, n):  # first event time (days) of every indexed period
         s = np.full(n + 1, np.inf)
@@ -242,38 +248,21 @@ def popularity_trajectories(path: Path, domain, tables, items=None, n_items: int
 
     f_start = starts(tables.event_fine, tables.n_fine)
     c_start = starts(tables.event_coarse, tables.n_coarse)
-    h = cfg.coarse_history
     fig, axes = plt.subplots(len(items) + 1, 1, figsize=(9, 2.0 * len(items) + 2.4),
                              squeeze=False)
     rows, twins = [], []
     for ax, item in zip(axes[:-1, 0], items, strict=False):
-        n_f = np.bincount(tables.event_fine[it == item], minlength=tables.n_fine)
-        width = np.diff(f_start)
-        ax.bar(f_start[:-1], n_f, width=width, align="edge", color="0.75", label="events")
-        ax.set_ylabel(f"item {item}\nevents", fontsize=8)
-        right = ax.twinx()
-        twins.append(right)
-        fine_seen = np.clip(tables.fine[np.arange(tables.n_fine), item], 0, None)
-        coarse_seen = np.clip(tables.coarse[np.arange(tables.n_coarse) + h - 1, item], 0, None)
-        right.step(f_start[:-1], fine_seen, where="post", color="C1",
-                   label="fine percentile (previous fine period)")
-        right.step(c_start[:-1], coarse_seen, where="post", color="C0",
-                   label="coarse percentile (previous coarse period, decayed)")
-        right.set_ylim(-2, 102)
-        right.set_ylabel("percentile", fontsize=8)
-        rows += [{"item": item, "kind": "fine", "period": k, "start_day": float(f_start[k]),
-                  "events": int(n_f[k]), "percentile_seen": float(fine_seen[k])}
-                 for k in range(tables.n_fine)]
-        rows += [{"item": item, "kind": "coarse", "period": k, "start_day": float(c_start[k]),
-                  "events": None, "percentile_seen": float(coarse_seen[k])}
-                 for k in range(tables.n_coarse)]
+        twins.append(_item_trajectory(ax, domain, tables, item, f_start, c_start, rows))
     lines = [*axes[0, 0].get_legend_handles_labels()[0],
              *twins[0].get_legend_handles_labels()[0]]
     axes[0, 0].legend(lines, [ln.get_label() for ln in lines], fontsize=7, loc="upper right")
-    ax = axes[-1, 0]
     import torch
 
-    perc = torch.from_numpy(tables.coarse[np.arange(tables.n_coarse) + h - 1, items[0]].copy())
+    from recx.data.features.popularity import encode
+
+    ax = axes[-1, 0]  # the encoding PrepRec feeds for the first item's coarse percentile
+    perc = torch.from_numpy(tables.coarse[np.arange(tables.n_coarse) + cfg.coarse_history - 1,
+                                          items[0]].copy())
     enc = encode(perc, cfg.coarse_anchors, cfg.encoding).numpy().T
     ax.imshow(enc, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest")
     ax.set_xlabel("coarse period index P (an event in P sees the percentile of P − 1)")
@@ -284,6 +273,41 @@ def popularity_trajectories(path: Path, domain, tables, items=None, n_items: int
                          f"(coarse {cfg.coarse_days:g} d, fine {cfg.fine_days:g} d)", fontsize=9)
     axes[-2, 0].set_xlabel("days since the first event")
     save_figure(fig, Path(path), pd.DataFrame(rows))
+
+
+def _spread_items(domain, n_items: int) -> np.ndarray:
+    """`n_items` items spread over the popularity ranks (with ≥ 10 events each)."""
+    counts = np.bincount(domain.item, minlength=domain.n_items + 1)
+    ranked = np.argsort(-counts[1:], kind="stable") + 1
+    ranked = ranked[counts[ranked] >= min(10, counts.max())]
+    pick = np.unique(np.linspace(0, len(ranked) - 1, min(n_items, len(ranked))).astype(int))
+    return ranked[pick]
+
+
+def _item_trajectory(ax, domain, tables, item: int, f_start, c_start, rows: list):
+    """One item's events per fine period (bars) and, on a right axis (returned), the fine and
+    coarse percentiles an event then sees (steps); its rows of the CSV are added to `rows`."""
+    n_f = np.bincount(tables.event_fine[domain.item == item], minlength=tables.n_fine)
+    ax.bar(f_start[:-1], n_f, width=np.diff(f_start), align="edge", color="0.75",
+           label="events")
+    ax.set_ylabel(f"item {item}\nevents", fontsize=8)
+    right = ax.twinx()
+    h = tables.config.coarse_history
+    fine_seen = np.clip(tables.fine[np.arange(tables.n_fine), item], 0, None)
+    coarse_seen = np.clip(tables.coarse[np.arange(tables.n_coarse) + h - 1, item], 0, None)
+    right.step(f_start[:-1], fine_seen, where="post", color="C1",
+               label="fine percentile (previous fine period)")
+    right.step(c_start[:-1], coarse_seen, where="post", color="C0",
+               label="coarse percentile (previous coarse period, decayed)")
+    right.set_ylim(-2, 102)
+    right.set_ylabel("percentile", fontsize=8)
+    rows += [{"item": item, "kind": "fine", "period": k, "start_day": float(f_start[k]),
+              "events": int(n_f[k]), "percentile_seen": float(fine_seen[k])}
+             for k in range(tables.n_fine)]
+    rows += [{"item": item, "kind": "coarse", "period": k, "start_day": float(c_start[k]),
+              "events": None, "percentile_seen": float(coarse_seen[k])}
+             for k in range(tables.n_coarse)]
+    return right
 
 
 def activity_distributions(path: Path, domains: dict, roles: dict | None = None,

@@ -110,7 +110,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 def provenance(extra: dict | None = None) -> dict:
     """Facts that let a reader trace a number back to the code and machine that made it."""
-    from recx import __version__
+    from recx.version import __version__
 
     info: dict[str, Any] = {
         "recx_version": __version__,

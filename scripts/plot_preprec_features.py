@@ -24,8 +24,8 @@ def main() -> None:
 
     from hydra import compose, initialize_config_dir
 
-    from recx.cli import conf_dir
     from recx.config.aliases import register_aliases
+    from recx.config.location import conf_dir
     from recx.config.resolvers import register_resolvers
     from recx.config.schema import register_schemas
     from recx.data.domain import load_domain

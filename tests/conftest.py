@@ -72,6 +72,14 @@ def compose(config_name: str, overrides: list[str] | None = None, root: Path | N
         return hcompose(config_name=config_name, overrides=over)
 
 
+def make_model(name: str, n_items: int = 0, **overrides):
+    """Model `name` built from its YAML (`conf/model/<name>.yaml`, the one home of its
+    settings) with `overrides` merged in, nested mappings key by key."""
+    from recx.models.registry import build_model, model_config
+
+    return build_model(model_config(name, **overrides), n_items=n_items)
+
+
 @pytest.fixture
 def one_torch_thread():
     """Two torch threads on a shared 2-core machine oversubscribe it badly; one is faster.

@@ -77,7 +77,7 @@ def _keys_of(stage: str, parent: str, overrides: list[str]) -> list[str]:
         from hydra.core.global_hydra import GlobalHydra
         from omegaconf import DictConfig, OmegaConf
 
-        from recx.cli import conf_dir
+        from recx.config.location import conf_dir
 
         GlobalHydra.instance().clear()
         plain = [o for o in overrides if not o.startswith("-") and "=" in o

@@ -101,8 +101,8 @@ def choice_problems(node, schema, key: str) -> list[str]:
 def model_problems(model_cfg, key: str) -> list[str]:
     """Types and choices of the model's documented keys (`recx.config.documented`), and the
     numbers that must be positive or probabilities."""
-    from recx.cli import conf_dir
     from recx.config.documented import model_schema, type_problem
+    from recx.config.location import conf_dir
 
     schema = model_schema(str(model_cfg.name), (str(conf_dir()),))
     out = []
@@ -143,73 +143,17 @@ def _hparam_problems(model_cfg, key: str) -> list[str]:
 
 
 def validate(cfg) -> None:
-    from recx.config.schema import DatasetSchema, EvalSchema, TextSchema, TrainSchema
-    from recx.models.registry import model_class
-
-    problems: list[str] = []
+    """Raise one ConfigError listing every problem of `cfg` with its fix; warn about what is
+    allowed but probably unintended."""
     stage = str(cfg.stage)
-    if stage in STAGES_WITH_SOURCE and "source" in cfg and not cfg.source:
-        problems.append("source is empty; pick at least one: source=synth_a "
-                        "(or 'source=[synth_a,synth_b]')")
-    if "dataset" in cfg and stage in STAGES_WITH_SOURCE:
-        given = [f"dataset.{k}" for k in (cfg.dataset or {})] or ["dataset"]
-        leaf = str(next(iter(cfg.dataset or {}), "<key>"))
-        problems.append(f"{', '.join(given)} has no effect in `recx {stage}`, whose data sets "
-                        f"are target= and source=: set target.{leaf}=... or "
-                        f"source.<name>.{leaf}=... instead")
-    for key, ds in _datasets(cfg).items():
-        if stage == "run" and key in ("source", "target"):
-            continue
-        for path in _missing_values(ds, key):
-            problems.append(f"{path} is required (???) — set it on the command line: {path}=...")
-        problems += choice_problems(ds, DatasetSchema, key)
-        problems += _dataset_problems(ds, key)
-    for key, schema in (("train", TrainSchema), ("eval", EvalSchema), ("text", TextSchema)):
-        if key in cfg and isinstance(cfg[key], DictConfig):
-            problems += choice_problems(cfg[key], schema, key)
-    for key in ("run_name",):
-        if cfg.get(key) is not None and (p := name_problem(key, _select(cfg, key))):
-            problems.append(p)
-    seed = cfg.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        problems.append(f"seed={seed!r} must be a non-negative integer (numpy seeds are ≥ 0)")
-
-    models = {}
-    for key in ("model", "base"):
-        if key in cfg and cfg[key] is not None:
-            try:
-                models[key] = model_class(str(cfg[key].name))
-            except ConfigError as e:
-                problems.append(str(e))
-                continue
-            problems += _hparam_problems(cfg[key], key)
-            problems += model_problems(cfg[key], key)
-    model = models.get("model")
+    problems = _stage_problems(cfg, stage) + _value_problems(cfg, stage)
+    models, model_problems_ = _model_classes(cfg)
+    problems += model_problems_
     if "train" in cfg:
         problems += _train_problems(cfg.train)
     if "eval" in cfg:
         problems += _eval_problems(cfg.eval)
-
-    if model is not None and stage in ("transfer", "interpolate") and \
-            not model.capabilities.zero_shot and \
-            not (stage == "interpolate" and cfg.interpolate["from"] == "finetune"):
-        ds = cfg.target.name if "target" in cfg else "<target>"
-        problems.append(
-            f"{model.name} is ID-based and cannot transfer zero-shot. For an in-domain reference "
-            f"run `recx train model={model.name} dataset={ds}`")
-    if model is not None and stage == "finetune" and not model.capabilities.finetune:
-        problems.append(f"{model.name} has no finetune stage; models with one: "
-                        "unisrec, idp, preprec (few-shot)")
-    if stage == "interpolate" and "base" in models and not models["base"].capabilities.trainable \
-            and models["base"].name != "pop":
-        problems.append(f"base={models['base'].name} is not trainable in-domain")
-    if model is not None and model.capabilities.needs_text:
-        for key, ds in _datasets(cfg).items():
-            if stage in ("pretrain",) and key == "target":
-                continue
-            if not text_fields_of(ds):
-                problems.append(f"{model.name} needs item text but {key} ({ds.name}) has no "
-                                f"text_fields; set {key}.text_fields or pick a dataset with text")
+    problems += _capability_problems(cfg, stage, models)
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems),
                           hint="fix the overrides listed above")
@@ -217,6 +161,97 @@ def validate(cfg) -> None:
             cfg.source or {}):
         log.warning("target %s is also a source: this is not a cross-domain transfer",
                     cfg.target.name)
+
+
+def _stage_problems(cfg, stage: str) -> list[str]:
+    """The data sets a stage needs, in the keys it reads them from."""
+    out = []
+    if stage in STAGES_WITH_SOURCE and "source" in cfg and not cfg.source:
+        out.append("source is empty; pick at least one: source=synth_a "
+                   "(or 'source=[synth_a,synth_b]')")
+    if "dataset" in cfg and stage in STAGES_WITH_SOURCE:
+        given = [f"dataset.{k}" for k in (cfg.dataset or {})] or ["dataset"]
+        leaf = str(next(iter(cfg.dataset or {}), "<key>"))
+        out.append(f"{', '.join(given)} has no effect in `recx {stage}`, whose data sets "
+                   f"are target= and source=: set target.{leaf}=... or "
+                   f"source.<name>.{leaf}=... instead")
+    return out
+
+
+def _value_problems(cfg, stage: str) -> list[str]:
+    """Missing values, choices and names of the data sets and the schema-backed groups."""
+    from recx.config.schema import DatasetSchema, EvalSchema, TextSchema, TrainSchema
+
+    out = []
+    for key, ds in _datasets(cfg).items():
+        if stage == "run" and key in ("source", "target"):
+            continue
+        for path in _missing_values(ds, key):
+            out.append(f"{path} is required (???) — set it on the command line: {path}=...")
+        out += choice_problems(ds, DatasetSchema, key)
+        out += _dataset_problems(ds, key)
+    for key, schema in (("train", TrainSchema), ("eval", EvalSchema), ("text", TextSchema)):
+        if key in cfg and isinstance(cfg[key], DictConfig):
+            out += choice_problems(cfg[key], schema, key)
+    if cfg.get("run_name") is not None and (p := name_problem("run_name",
+                                                              _select(cfg, "run_name"))):
+        out.append(p)
+    seed = cfg.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        out.append(f"seed={seed!r} must be a non-negative integer (numpy seeds are ≥ 0)")
+    return out
+
+
+def _model_classes(cfg) -> tuple[dict, list[str]]:
+    """The adapter class of `model` and `base` (those that name one), and the problems of
+    their settings: names, keys, the recipe, types and choices."""
+    from recx.models.registry import model_class
+
+    models, out = {}, []
+    for key in ("model", "base"):
+        if key in cfg and cfg[key] is not None and _select(cfg[key], "name") is None:
+            out.append(f"{key}.* is set but recx {cfg.stage} selects no {key} (no {key}.name): "
+                       f"the experiment or override that sets {key}.* is for a stage that "
+                       f"selects a {key}")
+        elif key in cfg and cfg[key] is not None:
+            try:
+                models[key] = model_class(str(cfg[key].name))
+            except ConfigError as e:
+                out.append(str(e))
+                continue
+            out += _hparam_problems(cfg[key], key)
+            out += model_problems(cfg[key], key)
+    return models, out
+
+
+def _capability_problems(cfg, stage: str, models: dict) -> list[str]:
+    """What the stage needs of its models (zero-shot, fine-tuning, in-domain training) and
+    of their data (item text)."""
+    from recx.models.registry import MODELS, model_class
+
+    out = []
+    model = models.get("model")
+    if model is not None and stage in ("transfer", "interpolate") and \
+            not model.capabilities.zero_shot and \
+            not (stage == "interpolate" and cfg.interpolate["from"] == "finetune"):
+        ds = cfg.target.name if "target" in cfg else "<target>"
+        out.append(f"{model.name} is ID-based and cannot transfer zero-shot. For an in-domain "
+                   f"reference run `recx train model={model.name} dataset={ds}`")
+    if model is not None and stage == "finetune" and not model.capabilities.finetune:
+        out.append(f"{model.name} has no finetune stage; models with one: "
+                   + ", ".join(n for n in MODELS if model_class(n).capabilities.finetune))
+    base = models.get("base")
+    if stage == "interpolate" and base is not None and not base.capabilities.trainable \
+            and base.name != "pop":
+        out.append(f"base={base.name} is not trainable in-domain")
+    if model is not None and model.capabilities.needs_text:
+        for key, ds in _datasets(cfg).items():
+            if stage in ("pretrain",) and key == "target":
+                continue
+            if not text_fields_of(ds):
+                out.append(f"{model.name} needs item text but {key} ({ds.name}) has no "
+                           f"text_fields; set {key}.text_fields or pick a dataset with text")
+    return out
 
 
 def _dataset_problems(ds, key: str) -> list[str]:

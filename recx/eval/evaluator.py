@@ -89,10 +89,14 @@ def resolve_mask(ev, domain) -> bool:
                       hint="use auto (the domain's policy), true or false")
 
 
-# query_order(domain, pos) → a permutation of the split's queries to score them in; the results
-# come back in the natural order, so it only affects speed (e.g. PrepRec groups queries by period
-# so each period's all-item table is built once)
-QueryOrder = Callable[[object, np.ndarray], np.ndarray]
+# query_order(domain, pos) → a permutation of the split's queries to score them in, or None for
+# their natural order; the results come back in the natural order, so it only affects speed
+# (e.g. PrepRec groups queries by period so each period's all-item table is built once)
+QueryOrder = Callable[[object, np.ndarray], np.ndarray | None]
+
+
+def _take(q: Queries, idx: np.ndarray) -> Queries:
+    return Queries(q.users[idx], q.pos[idx], q.targets[idx], q.query_ts[idx])
 
 
 def _minus_history(counts: tuple, s: torch.Tensor, tcol: torch.Tensor, rows: torch.Tensor,
@@ -190,34 +194,54 @@ class Evaluator:
 
     def _run(self, score_fn, split, count, variants, sample) -> SplitResult:
         d = self.domain
-        natural = d.queries(split)
+        natural, negs = self._queries(split, sample)
+        q, perm = natural, None
+        if self.query_order is not None and len(natural.users):
+            perm = self.query_order(d, natural.pos)
+        if perm is not None:
+            perm = np.asarray(perm, dtype=np.int64)
+            q, negs = _take(natural, perm), (negs[perm] if negs is not None else None)
+        parts = self._rank_batches(score_fn, count, q, negs, split, variants)
+        n_m = len(self.masks) if negs is None else 1
+        ranks = [np.concatenate([p[0][m] for p in parts], axis=1) if parts
+                 else np.zeros((1, 0), np.int64) for m in range(n_m)]
+        ncand = [np.concatenate([p[1][m] for p in parts]) if parts else np.zeros(0, np.int64)
+                 for m in range(n_m)]
+        if perm is not None:  # back to the natural order of the queries
+            inv = np.argsort(perm)  # the inverse permutation
+            ranks, ncand, q = [r[:, inv] for r in ranks], [c[inv] for c in ncand], natural
+        hist_len = q.pos - d.indptr[q.users]
+        n_repeat = int(d.repeat_event[q.pos].sum()) if len(q.users) else 0
+        res = self._result(split, ranks, q.users, q.targets, ncand, hist_len, n_repeat)
+        self._warn_masked_targets(res)
+        return res
+
+    def _queries(self, split: str, sample: int | None) -> tuple[Queries, np.ndarray | None]:
+        """The split's queries in their natural order (a seeded `sample` of them) and, under
+        sampled candidates, each query's negatives."""
+        natural = self.domain.queries(split)
         n_q = len(natural.users)
-        negs = None
-        if self.ev.candidates == "sampled":
-            negs = negatives_for(d, natural.users, split, self.ev, self.cache_root)
+        negs = None if self.ev.candidates != "sampled" else negatives_for(
+            self.domain, natural.users, split, self.ev, self.cache_root)
         if sample is not None and 0 < int(sample) < n_q:
             keep = np.sort(np.random.default_rng(int(self.ev.negatives_seed)).choice(
                 n_q, int(sample), replace=False))
-            natural = Queries(natural.users[keep], natural.pos[keep], natural.targets[keep],
-                              natural.query_ts[keep])
-            negs = negs[keep] if negs is not None else None
-            n_q = len(keep)
-        q, perm = natural, None
-        if self.query_order is not None and n_q:
-            perm = np.asarray(self.query_order(d, natural.pos), dtype=np.int64)
-            q = Queries(natural.users[perm], natural.pos[perm], natural.targets[perm],
-                        natural.query_ts[perm])
-            negs = negs[perm] if negs is not None else None
-        bs = self._batch_size(variants)
-        parts: list[tuple[list, list]] = []  # per batch: (ranks per mask, n_candidates per mask)
-        task = None
-        if self.progress is not None and n_q > bs:
-            task = self.progress.add_task(f"eval {self.label} {split}", total=n_q)
+            natural, negs = _take(natural, keep), (negs[keep] if negs is not None else None)
+        return natural, negs
+
+    def _rank_batches(self, score_fn, count, q: Queries, negs, split: str,
+                      variants: int) -> list[tuple[list, list]]:
+        """Per batch of users: (ranks per mask, n_candidates per mask). CUDA out of memory
+        halves the batch and retries (ARCHITECTURE §9): ranks are per user, results unchanged."""
+        n_q, bs = len(q.users), self._batch_size(variants)
+        parts: list[tuple[list, list]] = []
+        task = self.progress.add_task(f"eval {self.label} {split}", total=n_q) \
+            if self.progress is not None and n_q > bs else None
         pin = self.device.type == "cuda"  # pinned host batches copy asynchronously
         lo = 0
         while lo < n_q:
             sl = slice(lo, min(lo + bs, n_q))
-            batch = query_batch(d, q.pos[sl], self.max_len, pin=pin).to(self.device)
+            batch = query_batch(self.domain, q.pos[sl], self.max_len, pin=pin).to(self.device)
             try:
                 with torch.no_grad():
                     if negs is None:
@@ -225,8 +249,6 @@ class Evaluator:
                     else:
                         part = self._sampled(score_fn, count, batch, negs[sl], split, sl, q)
             except torch.cuda.OutOfMemoryError:
-                # ARCHITECTURE §9: halve the user batch and retry; ranks are per user, so the
-                # result does not change
                 if bs == 1:
                     raise
                 bs = max(1, bs // 2)
@@ -241,20 +263,7 @@ class Evaluator:
             lo = sl.stop
         if task is not None:
             self.progress.remove_task(task)
-        n_m = len(self.masks) if negs is None else 1
-        ranks = [np.concatenate([p[0][m] for p in parts], axis=1) if parts
-                 else np.zeros((1, 0), np.int64) for m in range(n_m)]
-        ncand = [np.concatenate([p[1][m] for p in parts]) if parts else np.zeros(0, np.int64)
-                 for m in range(n_m)]
-        if perm is not None:  # back to the natural order of the queries
-            inv = np.empty_like(perm)
-            inv[perm] = np.arange(len(perm))
-            ranks, ncand, q = [r[:, inv] for r in ranks], [c[inv] for c in ncand], natural
-        hist_len = q.pos - d.indptr[q.users]
-        n_repeat = int(d.repeat_event[q.pos].sum()) if n_q else 0
-        res = self._result(split, ranks, q.users, q.targets, ncand, hist_len, n_repeat)
-        self._warn_masked_targets(res)
-        return res
+        return parts
 
     def _warn_masked_targets(self, res: SplitResult) -> None:
         """A forced mask on data with repeats masks the targets that are history items too."""
@@ -383,9 +392,8 @@ class Evaluator:
                 qn = int(name[-1])
                 edges = np.quantile(res.history_len, [0, 0.25, 0.5, 0.75, 1.0])
                 lo, hi = edges[qn - 1], edges[qn]
-                sel = (res.history_len >= lo) & (
+                out[name] = (res.history_len >= lo) & (
                     res.history_len <= hi if qn == 4 else res.history_len < hi)
-                out[name] = sel
             else:
                 raise ConfigError(f"unknown eval.slices entry {name!r}",
                                   hint="use all, cold_target, long_tail, head, activity_q1..q4")

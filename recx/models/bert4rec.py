@@ -26,50 +26,46 @@ from recx.errors import ConfigError
 from recx.models.base import Batches, Capabilities, RecModel
 from recx.models.modules.bert4rec_net import BERT4RecNet
 
-DEFAULT_OPTIM = {"batch_size": 2048, "lr": 1e-3, "weight_decay": 0.0, "max_epochs": 300,
-                 "eval_every": 1, "patience": 10, "loss": "ce_masked", "sampler": "prefix_masked"}
-
 
 class BERT4Rec(RecModel):
-    """Parameters
+    """Parameters (values: conf/model/bert4rec.yaml)
     ----------
-    max_len : int, default 50
+    max_len : int
         Positions of the encoder (RecBole MAX_ITEM_LIST_LENGTH): training samples hold the last
         max_len items of a prefix; inference holds max_len − 1 items and `[MASK]`.
-    hidden, inner, layers, heads : int, default 64, 256, 2, 2
+    hidden, inner, layers, heads : int
         Transformer sizes (RecBole hidden_size, inner_size, n_layers, n_heads).
-    dropout, attn_dropout : float, default 0.2, 0.2
+    dropout, attn_dropout : float
         Hidden and attention dropout (RecBole hidden_dropout_prob, attn_dropout_prob).
-    act : str, default "gelu";  layer_norm_eps : float, default 1e-12
-    init_range : float, default 0.02
+    act : str;  layer_norm_eps : float
+    init_range : float
         Std of the normal initialisation (RecBole initializer_range).
-    mask_ratio : float, default 0.2
+    mask_ratio : float
         Probability that a real item of a sample is replaced by `[MASK]` (RecBole mask_ratio).
-    ft_ratio : float, default 0.5
+    ft_ratio : float
         Probability of the "mask only the most recent item" transform (RecBole ft_ratio).
-    ft_unit : str, default "batch"
+    ft_unit : str
         What one ft_ratio draw decides: `batch` (RecBole: the whole batch) or `sample`.
-    max_predictions : int or None, default None
+    max_predictions : int or None
         Masked positions per sample that carry loss, the most recent ones; None =
         int(mask_ratio · max_len) as RecBole.
-    ensure_mask : bool, default False
+    ensure_mask : bool
         Mask one random real item in samples where the random draw masked none (such samples
-        carry no loss in RecBole, which is the default).
+        carry no loss in RecBole).
     optim : dict
-        Training recipe: batch_size (2048, RecBole's), lr, weight_decay, max_epochs,
-        eval_every, patience, loss (ce_masked), sampler (prefix_masked).
+        Training recipe: the shared keys (loss ce_masked, sampler prefix_masked) plus
+        batch_size (RecBole's).
     """
 
     name = "bert4rec"
     capabilities = Capabilities(sequential=True)
+    recipe_keys = ("batch_size",)
 
-    def __init__(self, n_items: int = 0, *, max_len: int = 50, hidden: int = 64,
-                 inner: int = 256, layers: int = 2, heads: int = 2, dropout: float = 0.2,
-                 attn_dropout: float = 0.2, act: str = "gelu", layer_norm_eps: float = 1e-12,
-                 init_range: float = 0.02, mask_ratio: float = 0.2, ft_ratio: float = 0.5,
-                 ft_unit: str = "batch", max_predictions: int | None = None,
-                 ensure_mask: bool = False, optim: dict | None = None):
-        super().__init__(n_items, {**DEFAULT_OPTIM, **(optim or {})})
+    def __init__(self, n_items: int = 0, *, max_len: int, hidden: int, inner: int, layers: int,
+                 heads: int, dropout: float, attn_dropout: float, act: str,
+                 layer_norm_eps: float, init_range: float, mask_ratio: float, ft_ratio: float,
+                 ft_unit: str, max_predictions: int | None, ensure_mask: bool, optim: dict):
+        super().__init__(n_items, self.read_recipe(optim))
         if self.optim["loss"] != "ce_masked" or self.optim["sampler"] != "prefix_masked":
             raise ConfigError(
                 f"model.optim.loss={self.optim['loss']!r}, sampler={self.optim['sampler']!r} "

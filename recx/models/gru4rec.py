@@ -17,37 +17,32 @@ from recx.errors import ConfigError
 from recx.models.base import Batches, Capabilities, RecModel
 from recx.models.modules.gru4rec_net import GRU4RecNet
 
-DEFAULT_OPTIM = {"batch_size": 2048, "lr": 1e-3, "weight_decay": 0.0, "max_epochs": 300,
-                 "eval_every": 1, "patience": 10, "loss": "ce", "sampler": "prefix",
-                 "stride": None}
-
 
 class GRU4Rec(RecModel):
-    """Parameters
+    """Parameters (values: conf/model/gru4rec.yaml)
     ----------
-    max_len : int, default 50
+    max_len : int
         Longest history (RecBole MAX_ITEM_LIST_LENGTH).
-    embedding : int, default 64
+    embedding : int
         Item embedding size (RecBole embedding_size); also the size of the output projection.
-    hidden : int, default 128
+    hidden : int
         GRU hidden size (RecBole hidden_size).
-    layers : int, default 1
+    layers : int
         GRU layers (RecBole num_layers).
-    dropout : float, default 0.3
+    dropout : float
         Dropout on the input embeddings (RecBole dropout_prob).
     optim : dict
-        Training recipe: batch_size (2048, RecBole's train_batch_size), lr, weight_decay,
-        max_epochs, eval_every, patience, loss (ce), sampler (prefix | every_position), stride
-        (every_position only).
+        Training recipe: the shared keys (loss ce; sampler prefix | every_position) plus
+        batch_size (RecBole's train_batch_size) and stride (every_position only).
     """
 
     name = "gru4rec"
     capabilities = Capabilities(sequential=True)
+    recipe_keys = ("batch_size", "stride")
 
-    def __init__(self, n_items: int = 0, *, max_len: int = 50, embedding: int = 64,
-                 hidden: int = 128, layers: int = 1, dropout: float = 0.3,
-                 optim: dict | None = None):
-        super().__init__(n_items, {**DEFAULT_OPTIM, **(optim or {})})
+    def __init__(self, n_items: int = 0, *, max_len: int, embedding: int, hidden: int,
+                 layers: int, dropout: float, optim: dict):
+        super().__init__(n_items, self.read_recipe(optim))
         if self.optim["loss"] != "ce":
             raise ConfigError(f"model.optim.loss={self.optim['loss']!r} for gru4rec",
                               hint="gru4rec trains with ce (full softmax, RecBole's loss_type CE)")
@@ -62,7 +57,7 @@ class GRU4Rec(RecModel):
         bs = int(self.optim["batch_size"])
         if self.optim["sampler"] == "every_position":
             n, windows, n_samples = window_batches(domain, rng, users, self.max_len,
-                                                   self.optim.get("stride"), bs)
+                                                   self.optim["stride"], bs)
 
             def gen_windows():
                 for items, target_mask, _ in windows():

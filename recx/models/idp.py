@@ -27,7 +27,7 @@ forked RNG, so phase A's weights do not depend on the CDIM settings.
 Settings (models/idp.md §4): warm = `recx finetune` on all the target's training users; cold =
 the same with `train.user_fraction` < 1 (the target's seeded users, EVALUATION §1.3). The fraction
 only reduces the TARGET's training: the finetune stage looks its parent up as the sources'
-pre-training with every user (`recx.stages.transfer.pretrained_model`), so
+pre-training with every user (`recx.stages.checkpoints.pretrained_model`), so
 `recx finetune -m model=idp train.user_fraction=0.1,0.25,0.5,1.0 seed=0,1,2` needs one
 `recx pretrain` per seed. `retrieval`, `transfer_encoder`, `finetune` and `optim.finetune` only act
 after pre-training (`posttrain_keys`): they are left out of the pretrain checkpoint hash.
@@ -35,8 +35,9 @@ after pre-training (`posttrain_keys`): they are left out of the pretrain checkpo
 
 from __future__ import annotations
 
+import inspect
 import logging
-from typing import ClassVar
+from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recx.errors import ConfigError
-from recx.models.base import Batches, Capabilities, merge_block, phase_recipes, within_own_part
+from recx.models.base import Batches, Capabilities, config_block, within_own_part
 from recx.models.modules.cdim import (
     CDIMHead,
     aggregate,
@@ -54,16 +55,15 @@ from recx.models.modules.cdim import (
 )
 from recx.models.modules.sasrec_net import left_pad_positions
 from recx.models.modules.transformer import attention_mask, init_normal
-from recx.models.sasrec import DEFAULT_OPTIM, SASRec
+from recx.models.sasrec import SASRec
 
 log = logging.getLogger(__name__)
 
-BACKBONE_DEFAULTS = {"max_len": 50, "hidden": 64, "inner": 256, "layers": 2, "heads": 2,
-                     "dropout": 0.5, "attn_dropout": 0.5, "act": "gelu", "layer_norm_eps": 1e-12,
-                     "init_range": 0.02, "norm_first": False}
-RETRIEVAL_DEFAULTS = {"m": 10, "weighting": "softmax", "tau": 0.1, "mode": "id_aggregate",
-                      "chunk": 4096, "ridge_l2": 1e-3}
-FINETUNE_DEFAULTS = {"freeze": "none", "residual_l2": 1e-4, "freeze_unseen": True}
+# the SASRec's settings (`model.backbone`): its constructor's, but the recipe
+BACKBONE_KEYS = tuple(p for p in inspect.signature(SASRec).parameters
+                      if p not in ("n_items", "optim"))
+RETRIEVAL_KEYS = ("m", "weighting", "tau", "mode", "chunk", "ridge_l2")
+FINETUNE_KEYS = ("freeze", "residual_l2", "freeze_unseen")
 FREEZE = ("none", "items", "encoder", "residual")
 STAGE_FINETUNE_KEYS = {"epochs", "batch_fraction"}  # read by the finetune stage itself
 KEY_BYTES = 16
@@ -75,15 +75,15 @@ def hash64(data_hash: str) -> int:
 
 
 class IDP(SASRec):
-    """Parameters
+    """Parameters (values: conf/model/idp.yaml)
     ----------
-    plm_size : int, default 384 (follows text.dim)
-        Size of the frozen sentence vectors CDIM reads.
+    plm_size : int
+        Size of the frozen sentence vectors CDIM reads (follows text.dim).
     backbone : dict
-        The SASRec (models/baselines.md §2): max_len 50, hidden 64, inner 256, layers 2, heads 2,
-        dropout 0.5, attn_dropout 0.5, act gelu, layer_norm_eps 1e-12, init_range 0.02,
-        norm_first false.
-    softmax_scope : str, default "domain"
+        The SASRec's settings (models/baselines.md §2): every parameter of `SASRec` but its
+        recipe (max_len, hidden, inner, layers, heads, dropout, attn_dropout, act,
+        layer_norm_eps, init_range, norm_first).
+    softmax_scope : str
         Pre-training on a union: each batch from one source with the CE softmax over that
         source's items (`domain`), or over every source item (`union`).
     cdim : dict
@@ -95,7 +95,7 @@ class IDP(SASRec):
         m (neighbours), weighting (softmax | uniform), tau (softmax temperature), mode
         (id_aggregate | text_only: the ablation mapping the CDIM vector linearly to ID space,
         ridge-fitted on source items with ridge_l2), chunk (queries per search block).
-    transfer_encoder : bool, default True
+    transfer_encoder : bool
         Fine-tuning starts from the pre-trained encoder (else a freshly initialised one).
     optim : dict
         {pretrain: {...}, finetune: {...}}: SASRec recipes (batch_size, lr, weight_decay,
@@ -112,28 +112,28 @@ class IDP(SASRec):
                                 sequential=True, finetune=True, trainable=True)
     # recx pretrain hands IDP the union of its sources (one shared ID table) with `.sources`
     # kept, so CDIM reads each source's own text; batches still come from one source each.
-    mixes_domains: ClassVar[bool] = True
+    mixes_domains = True
     # model keys that only act after pre-training: left out of the pretrain checkpoint hash, so
     # a retrieval sweep, a matcher variant or a fine-tuning option reuses one pre-trained model
     # (phase A's weights never depend on CDIM; a checkpoint whose matcher was fitted with other
     # settings gets the requested one from `attach_pretraining`). The head's sizes stay in the
     # hash: they shape the checkpoint's buffers.
-    uses_pretraining_domain: ClassVar[bool] = True
-    posttrain_keys: ClassVar[tuple[str, ...]] = (
+    uses_pretraining_domain = True
+    posttrain_keys = (
         "retrieval", "transfer_encoder", "finetune", "optim.finetune",
         *(f"cdim.{k}" for k in ("dropout", "temperature", "behaviour_positive",
                                 "cooccur_window", "alpha_text", "alpha_beh",
                                 "finetune_backbone", "optim", "backbone_optim")))
+    recipe_phases = MappingProxyType({"pretrain": SASRec.recipe_keys,
+                                      "finetune": SASRec.recipe_keys})
 
-    def __init__(self, n_items: int = 0, *, plm_size: int = 384, backbone: dict | None = None,
-                 softmax_scope: str = "domain", cdim: dict | None = None,
-                 retrieval: dict | None = None, transfer_encoder: bool = True,
-                 optim: dict | None = None, finetune: dict | None = None):
+    def __init__(self, n_items: int = 0, *, plm_size: int, backbone: dict, softmax_scope: str,
+                 cdim: dict, retrieval: dict, transfer_encoder: bool, optim: dict,
+                 finetune: dict):
         from recx.models.cdim_training import resolve_cfg
 
-        bb = merge_block("backbone", BACKBONE_DEFAULTS, backbone)
-        self.recipes = phase_recipes("idp", optim,
-                                     {"pretrain": DEFAULT_OPTIM, "finetune": DEFAULT_OPTIM})
+        bb = config_block("backbone", backbone, BACKBONE_KEYS)
+        self.recipes = self.read_recipe(optim)
         for k, r in self.recipes.items():
             if r["loss"] != "ce":
                 raise ConfigError(f"model.optim.{k}.loss={r['loss']!r} for idp",
@@ -141,7 +141,7 @@ class IDP(SASRec):
         super().__init__(n_items, **bb, optim=self.recipes["pretrain"])
         if softmax_scope not in ("domain", "union"):
             raise ConfigError(f"model.softmax_scope={softmax_scope!r}", hint="use domain or union")
-        self.retrieval = merge_block("retrieval", RETRIEVAL_DEFAULTS, retrieval)
+        self.retrieval = config_block("retrieval", retrieval, RETRIEVAL_KEYS)
         if self.retrieval["weighting"] not in ("softmax", "uniform"):
             raise ConfigError(f"model.retrieval.weighting={self.retrieval['weighting']!r}",
                               hint="use softmax or uniform")
@@ -150,7 +150,7 @@ class IDP(SASRec):
                               hint="use id_aggregate or text_only")
         if int(self.retrieval["m"]) < 1 or float(self.retrieval["tau"]) <= 0:
             raise ConfigError("model.retrieval.m must be >= 1 and model.retrieval.tau > 0")
-        self.finetune_defaults = merge_block("finetune", FINETUNE_DEFAULTS, finetune)
+        self.finetune_defaults = config_block("finetune", finetune, FINETUNE_KEYS)
         self.cdim_cfg = resolve_cfg(cdim)
         self.plm_size, self.softmax_scope = int(plm_size), softmax_scope
         self.transfer_encoder, self.init_range = bool(transfer_encoder), float(bb["init_range"])
@@ -350,10 +350,10 @@ class IDP(SASRec):
         freeze=residual trains δ in e_j + δ), the encoder from pre-training (transfer_encoder)
         or re-initialised, and the fine-tuning recipe."""
         given = {k: v for k, v in (block or {}).items() if v is not None}
-        unknown = set(given) - set(FINETUNE_DEFAULTS) - STAGE_FINETUNE_KEYS
+        unknown = set(given) - set(FINETUNE_KEYS) - STAGE_FINETUNE_KEYS
         if unknown:
             raise ConfigError(f"finetune.{sorted(unknown)[0]} does not apply to idp",
-                              hint=f"idp's finetune keys: {', '.join(FINETUNE_DEFAULTS)} (and "
+                              hint=f"idp's finetune keys: {', '.join(FINETUNE_KEYS)} (and "
                               "the stage's epochs, batch_fraction)")
         opts = {**self.finetune_defaults, **given}
         freeze = opts["freeze"]

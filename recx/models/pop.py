@@ -17,10 +17,18 @@ from recx.models.base import Capabilities, RecModel
 
 
 class Pop(RecModel):
+    """Parameters (values: conf/model/pop.yaml)
+    ----------
+    window : str
+        all (training counts) | recent (events in the last `recent_days` before the query).
+    recent_days : float
+        Window of the recent variant, in days.
+    """
+
     name = "pop"
     capabilities = Capabilities(zero_shot=True, sequential=False, trainable=False)
 
-    def __init__(self, n_items: int = 0, *, window: str = "all", recent_days: float = 30.0):
+    def __init__(self, n_items: int = 0, *, window: str, recent_days: float):
         super().__init__(n_items)
         if window not in ("all", "recent"):
             raise ConfigError(f"model.window={window!r}", hint="use all or recent")

@@ -29,14 +29,11 @@ from recx.data.features.popularity import (
 )
 from recx.data.sequences import SeqBatch, gather_windows
 from recx.errors import ConfigError
-from recx.models.base import Batches, Capabilities, RecModel
+from recx.models.base import Batches, Capabilities, RecModel, config_block
 from recx.models.modules.preprec_net import PrepRecNet, relative_time_codes
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OPTIM = {"batch_users": 128, "lr": 1e-3, "betas": [0.9, 0.98], "weight_decay": 1e-5,
-                 "max_epochs": 80, "eval_every": 4, "patience": 3, "loss": "bce_1neg",
-                 "sampler": "every_position"}
 COMPAT_SWITCHES = ("year_reset_periods", "argsort_time", "coarse_index_for_target_fine",
                    "last_epoch_as_best")
 _CACHE_FLOATS = 64_000_000  # bound on cached item-embedding tables (floats)
@@ -44,33 +41,34 @@ _ADJ_CHUNK = 1 << 20  # users × items scored at once with the adjusted fine fea
 
 
 class PrepRec(RecModel):
-    """Parameters
+    """Parameters (values: conf/model/preprec.yaml)
     ----------
-    max_len : int, default 200
+    max_len : int
         Longest history window.
-    hidden : int, default 50
+    hidden : int
         Width of the item embeddings and of the transformer.
-    mlp_hidden : int, default 100
+    mlp_hidden : int
         Hidden width of the item-popularity MLP (138 → mlp_hidden → hidden).
-    blocks : int, default 2
+    blocks : int
         Transformer blocks.
-    heads : int, default 1
+    heads : int
         Attention heads (the original ignored `--num_heads`; honoured here, same parameter count).
-    dropout : float, default 0.2
+    dropout : float
         Attention and feed-forward dropout.
-    learned_positions : bool, default False
+    learned_positions : bool
         A learned position table instead of the fixed sinusoid (the original `--no_fixed_emb`).
-    relative_time : str, default "causal_rank"
+    relative_time : str
         Relative-time code: causal_rank | window_rank (§2.8); paper_compat.argsort_time replaces it.
     features : dict
         Popularity features (`PopularityConfig`): coarse_days, fine_days, coarse_history,
         coarse_decay, coarse_truncate, fine_window, coarse_anchors, fine_anchors, encoding,
-        popularity_source, skip_empty_periods. A dataset's `time_scale` overrides the lengths.
-    eval_fine : str, default "period"
+        popularity_source, skip_empty_periods, periods. A dataset's `time_scale` overrides the
+        lengths.
+    eval_fine : str
         Candidates' fine feature at evaluation: period (as in training) | adjusted (§2.7).
     optim : dict
-        Training recipe: batch_users, lr, betas, weight_decay, max_epochs, eval_every, patience,
-        loss (bce_1neg | ce), sampler (every_position).
+        Training recipe: the shared keys (loss bce_1neg | ce, sampler every_position) plus
+        batch_users and betas (Adam's).
     multi_source : dict
         sampling (proportional | round_robin): which source each batch comes from.
     finetune : dict
@@ -82,14 +80,13 @@ class PrepRec(RecModel):
 
     name = "preprec"
     capabilities = Capabilities(zero_shot=True, needs_time=True, sequential=True, finetune=True)
+    recipe_keys = ("batch_users", "betas")
 
-    def __init__(self, n_items: int = 0, *, max_len: int = 200, hidden: int = 50,
-                 mlp_hidden: int = 100, blocks: int = 2, heads: int = 1, dropout: float = 0.2,
-                 learned_positions: bool = False, relative_time: str = "causal_rank",
-                 features: dict | None = None, eval_fine: str = "period",
-                 optim: dict | None = None, multi_source: dict | None = None,
-                 finetune: dict | None = None, paper_compat: dict | bool | None = None):
-        super().__init__(n_items, {**DEFAULT_OPTIM, **(optim or {})})
+    def __init__(self, n_items: int = 0, *, max_len: int, hidden: int, mlp_hidden: int,
+                 blocks: int, heads: int, dropout: float, learned_positions: bool,
+                 relative_time: str, features: dict, eval_fine: str, optim: dict,
+                 multi_source: dict, finetune: dict, paper_compat: dict | bool):
+        super().__init__(n_items, self.read_recipe(optim))
         self.compat = _compat_switches(paper_compat)
         self.paper_compat = {k: True for k, v in self.compat.items() if v}
         if relative_time not in ("causal_rank", "window_rank"):
@@ -104,16 +101,15 @@ class PrepRec(RecModel):
         if self.optim["sampler"] != "every_position":
             raise ConfigError(f"model.optim.sampler={self.optim['sampler']!r} for preprec",
                               hint="preprec trains with sampler=every_position")
-        sampling = (multi_source or {}).get("sampling", "proportional")
-        if sampling not in ("proportional", "round_robin"):
-            raise ConfigError(f"model.multi_source.sampling={sampling!r}",
+        self.sampling = config_block("multi_source", multi_source, ("sampling",))["sampling"]
+        if self.sampling not in ("proportional", "round_robin"):
+            raise ConfigError(f"model.multi_source.sampling={self.sampling!r}",
                               hint="use proportional or round_robin")
-        self.optim["sampling"] = sampling  # read by the training loop for multi-source batches
-        self.finetune_defaults = dict(finetune or {})
+        self.finetune_defaults = config_block("finetune", finetune, ("epochs", "batch_fraction"))
         self.max_len = max_len
         self.time_mode = "argsort" if self.compat["argsort_time"] else relative_time
         self.eval_fine = eval_fine
-        self.features = dict(features or {})
+        self.features = dict(features)
         # the domain-free part of the feature config: fixes the input width of the MLP
         self.feat = PopularityConfig.from_dict(
             self.features, year_reset_periods=self.compat["year_reset_periods"])
@@ -365,20 +361,14 @@ def _trim_left(idx: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 
 def _compat_switches(paper_compat) -> dict:
-    switches = dict.fromkeys(COMPAT_SWITCHES, False)
-    if paper_compat is True:
-        return dict.fromkeys(COMPAT_SWITCHES, True)
-    if paper_compat in (None, False):
-        return switches
+    """Every switch on (`true`) or off (`false`), or the mapping of each switch."""
+    if isinstance(paper_compat, bool):
+        return dict.fromkeys(COMPAT_SWITCHES, paper_compat)
     if not isinstance(paper_compat, dict):
         raise ConfigError(f"model.paper_compat={paper_compat!r}",
                           hint="use true, false or a mapping of switches")
-    unknown = sorted(set(paper_compat) - set(COMPAT_SWITCHES))
-    if unknown:
-        raise ConfigError(f"unknown model.paper_compat switch(es) {unknown}",
-                          hint=f"valid switches: {', '.join(COMPAT_SWITCHES)}")
-    switches.update({k: bool(v) for k, v in paper_compat.items()})
-    return switches
+    return {k: bool(v) for k, v in config_block("paper_compat", paper_compat,
+                                                 COMPAT_SWITCHES).items()}
 
 
 def negatives_excluding(domain, rng: np.random.Generator, users: np.ndarray, ends: np.ndarray,

@@ -18,40 +18,36 @@ from recx.errors import ConfigError
 from recx.models.base import Batches, Capabilities, RecModel, uniform_negatives
 from recx.models.modules.sasrec_net import SASRecNet
 
-DEFAULT_OPTIM = {"batch_size": 128, "lr": 1e-3, "weight_decay": 0.0, "max_epochs": 300,
-                 "eval_every": 1, "patience": 10, "loss": "ce", "sampler": "every_position",
-                 "stride": 25}
-
 
 class SASRec(RecModel):
-    """Parameters
+    """Parameters (values: conf/model/sasrec.yaml)
     ----------
-    max_len : int, default 50
+    max_len : int
         Longest history window (RecBole MAX_ITEM_LIST_LENGTH).
-    hidden, inner, layers, heads : int, default 64, 256, 2, 2
+    hidden, inner, layers, heads : int
         Transformer sizes (RecBole hidden_size, inner_size, n_layers, n_heads).
-    dropout, attn_dropout : float, default 0.5, 0.5
+    dropout, attn_dropout : float
         Hidden and attention dropout (RecBole hidden_dropout_prob, attn_dropout_prob).
-    act : str, default "gelu";  layer_norm_eps : float, default 1e-12
-    init_range : float, default 0.02
+    act : str;  layer_norm_eps : float
+    init_range : float
         Std of the normal initialisation (RecBole initializer_range).
-    norm_first : bool, default False
+    norm_first : bool
         Pre-LN blocks (the original SASRec code) instead of RecBole's post-LN.
     optim : dict
-        Training recipe: batch_size, lr, weight_decay, max_epochs, eval_every, patience,
-        loss (ce | bce_1neg), sampler (every_position | prefix), stride (targets per
-        every-position window; default 25, so every target but a sequence's first 25 sees at
-        least 25 items of history — with 50 SASRec stays ~9% NDCG@10 behind RecBole on ml-100k).
+        Training recipe: the shared keys (`recx.models.base.RECIPE_KEYS`; loss ce | bce_1neg,
+        sampler every_position | prefix) plus batch_size and stride (targets per
+        every-position window: with 25 every target but a sequence's first 25 sees at least 25
+        items of history — with 50 SASRec stays ~9% NDCG@10 behind RecBole on ml-100k).
     """
 
     name = "sasrec"
     capabilities = Capabilities(sequential=True)
+    recipe_keys = ("batch_size", "stride")
 
-    def __init__(self, n_items: int = 0, *, max_len: int = 50, hidden: int = 64,
-                 inner: int = 256, layers: int = 2, heads: int = 2, dropout: float = 0.5,
-                 attn_dropout: float = 0.5, act: str = "gelu", layer_norm_eps: float = 1e-12,
-                 init_range: float = 0.02, norm_first: bool = False, optim: dict | None = None):
-        super().__init__(n_items, {**DEFAULT_OPTIM, **(optim or {})})
+    def __init__(self, n_items: int = 0, *, max_len: int, hidden: int, inner: int, layers: int,
+                 heads: int, dropout: float, attn_dropout: float, act: str,
+                 layer_norm_eps: float, init_range: float, norm_first: bool, optim: dict):
+        super().__init__(n_items, SASRec.read_recipe(optim))  # IDP passes a phase recipe
         if self.optim["loss"] not in ("ce", "bce_1neg"):
             raise ConfigError(f"model.optim.loss={self.optim['loss']!r} for sasrec",
                               hint="use ce or bce_1neg")
@@ -67,7 +63,7 @@ class SASRec(RecModel):
         bs = int(self.optim["batch_size"])
         if self.optim["sampler"] == "every_position":
             n, windows, n_samples = window_batches(domain, rng, users, self.max_len,
-                                                   self.optim.get("stride"), bs)
+                                                   self.optim["stride"], bs)
 
             def gen():
                 for items, target_mask, batch_users in windows():

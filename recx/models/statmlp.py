@@ -29,7 +29,6 @@ combinations recur across item groups, user batches and the two splits, so each 
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
 
 import numpy as np
 import torch
@@ -47,7 +46,7 @@ from recx.data.features.graphstats import (
 )
 from recx.data.sequences import SeqBatch
 from recx.errors import ConfigError
-from recx.models.base import Batches, Capabilities, Figure, RecModel
+from recx.models.base import Batches, Capabilities, Figure, RecModel, config_block
 from recx.models.modules.statmlp_net import StatMLPNet
 
 log = logging.getLogger(__name__)
@@ -56,24 +55,21 @@ USER_FIELDS = ("act_u", "size_u", "dens_u")
 ITEM_FIELDS = ("act_i", "size_i", "dens_i")
 EDGE_FIELDS = ("size_e", "dens_e")
 ALL_FIELDS = USER_FIELDS + ITEM_FIELDS + EDGE_FIELDS
-DEFAULT_OPTIM = {"batch_size": 2048, "lr": 1e-3, "weight_decay": 1e-6, "max_epochs": 50,
-                 "eval_every": 1, "patience": 5, "loss": "bpr", "sampler": "bpr_triples",
-                 "valid_sample_users": None}
 _GRID_FLOATS = 1 << 24  # bound on the values one assignment/scoring chunk holds
 _KEY_PAIRS = 1 << 24  # pairs whose combinations are deduplicated together (int64 keys)
 _TABLE_FLOATS = 1 << 26  # bound on the per-domain table of combination scores (256 MB)
 
 
 class StatMLP(RecModel):
-    """Parameters
+    """Parameters (values: conf/model/statmlp.yaml)
     ----------
-    architecture : str, default "pair_mlp"
+    architecture : str
         pair_mlp (one MLP on the concatenated one-hot fields) | two_tower
         (⟨MLP_u, MLP_i⟩ + w · MLP_e).
-    hidden : list of int, default [256, 128, 64]
+    hidden : list of int
         pair_mlp: widths of the hidden layers (the first is the one-hot layer). two_tower: each
         MLP is hidden[0] → hidden[−1].
-    dropout : float, default 0.1
+    dropout : float
         Dropout after every hidden ReLU except the first layer's (pair_mlp), or inside each
         tower (two_tower).
     features : dict
@@ -83,23 +79,24 @@ class StatMLP(RecModel):
         sample, workers, batch_walkers}, cluster {mode, k, n_init}, edge {op, k, fit_sample,
         n_init}.
     optim : dict
-        Training recipe: batch_size (triples), lr, weight_decay, max_epochs, eval_every,
-        patience, loss (bpr), sampler (bpr_triples: every training edge once per epoch with one
-        uniform negative the user never interacted with in training).
+        Training recipe: the shared keys (loss bpr; sampler bpr_triples: every training edge
+        once per epoch with one uniform negative the user never interacted with in training)
+        plus batch_size (triples) and valid_sample_users (early stopping on a seeded sample of
+        validation users; null = all).
     multi_source : dict
         sampling (proportional | round_robin): which source each batch comes from.
-    score_chunk_items : int, default 4096
+    score_chunk_items : int
         Items whose edge clusters are assigned together in full ranking of large domains
         (bounds memory; the scores are then taken over groups of up to 2**24 pairs).
-    score_cache_pairs : int, default 25_000_000
+    score_cache_pairs : int
         Domains with at most this many (user, item) pairs get every pair's input combination
         precomputed once (about 4 bytes per pair), which makes repeated full ranking (one
         validation per epoch) cheap; larger domains are scored chunk by chunk.
-    edge_cache_pairs : int, default 2_000_000_000
+    edge_cache_pairs : int
         Larger domains with at most this many pairs keep the edge clusters of every user ranked
         once (1 byte per pair, filled lazily), so later rankings of that user skip the
         assignment (the costly part); 0 = assign anew every time.
-    tie_break : str, default "item_degree"
+    tie_break : str
         item_degree: items the MLP scores equally (identical input bins) are ordered by their
         training events, more first; none: they tie (the evaluator ranks a target after every
         item it ties with). A scoring rule, not a weight: it is left out of the pretrain hash.
@@ -108,28 +105,29 @@ class StatMLP(RecModel):
     name = "statmlp"
     capabilities = Capabilities(zero_shot=True, needs_text=False, needs_time=False,
                                 sequential=False, finetune=False, trainable=True)
+    recipe_keys = ("batch_size", "valid_sample_users")
     max_len = 1  # the history window is never read: users are described by their statistics
-    posttrain_keys: ClassVar[tuple[str, ...]] = ("tie_break",)
+    posttrain_keys = ("tie_break",)
 
-    def __init__(self, n_items: int = 0, *, architecture: str = "pair_mlp",
-                 hidden: list[int] | tuple[int, ...] = (256, 128, 64), dropout: float = 0.1,
-                 features: dict | None = None, optim: dict | None = None,
-                 multi_source: dict | None = None, score_chunk_items: int = 4096,
-                 score_cache_pairs: int = 25_000_000, edge_cache_pairs: int = 2_000_000_000,
-                 tie_break: str = "item_degree"):
-        super().__init__(n_items, {**DEFAULT_OPTIM, **(optim or {})})
+    def __init__(self, n_items: int = 0, *, architecture: str, hidden: list[int] | tuple[int, ...],
+                 dropout: float, features: dict, optim: dict, multi_source: dict,
+                 score_chunk_items: int, score_cache_pairs: int, edge_cache_pairs: int,
+                 tie_break: str):
+        super().__init__(n_items, self.read_recipe(optim))
         if tie_break not in ("item_degree", "none"):
             raise ConfigError(f"model.tie_break={tie_break!r}", hint="use item_degree or none")
         self.tie_break = tie_break
-        features = dict(features or {})
-        fields = list(features.pop("fields", ALL_FIELDS))
+        features = dict(features)
+        if "fields" not in features:
+            raise ConfigError("model.features.fields is missing",
+                              hint=f"list the input fields, e.g. {list(ALL_FIELDS)}")
+        fields = list(features.pop("fields"))
         self.stats_cfg = GraphStatsConfig.from_dict(features)
         self._check(architecture, hidden, dropout, fields, score_chunk_items)
-        sampling = (multi_source or {}).get("sampling", "proportional")
-        if sampling not in ("proportional", "round_robin"):
-            raise ConfigError(f"model.multi_source.sampling={sampling!r}",
+        self.sampling = config_block("multi_source", multi_source, ("sampling",))["sampling"]
+        if self.sampling not in ("proportional", "round_robin"):
+            raise ConfigError(f"model.multi_source.sampling={self.sampling!r}",
                               hint="use proportional or round_robin")
-        self.optim["sampling"] = sampling  # read by the training loop for multi-source batches
         self.architecture, self.fields = architecture, fields
         self.score_chunk_items = int(score_chunk_items)
         self.score_cache_pairs = int(score_cache_pairs)

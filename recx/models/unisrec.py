@@ -30,7 +30,7 @@ original); in eval mode the two are identical.
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
+from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -39,56 +39,51 @@ from torch import nn
 
 from recx.data.sequences import SeqBatch, prefix_batches, window_batches
 from recx.errors import ConfigError
-from recx.models.base import Batches, Capabilities, RecModel, phase_recipes, within_own_part
+from recx.models.base import Batches, Capabilities, RecModel, config_block, within_own_part
 from recx.models.modules.unisrec_net import UniSRecNet
 
 log = logging.getLogger(__name__)
 
-PRETRAIN_OPTIM = {"batch_size": 1024, "lr": 1e-3, "weight_decay": 0.0, "max_epochs": 50,
-                  "eval_every": 1, "patience": 5, "loss": "infonce_si_ss", "sampler": "prefix"}
-FINETUNE_OPTIM = {"batch_size": 2048, "lr": 1e-3, "weight_decay": 0.0, "max_epochs": 300,
-                  "eval_every": 1, "patience": 10, "loss": "ce_full_cosine", "sampler": "prefix",
-                  "stride": 25}
-FINETUNE_DEFAULTS = {"mode": "transductive", "freeze_encoder": True, "train_input_ln": True}
-COMPAT_DEFAULTS = {"fn_mask_fill_zero": False, "aug_per_batch": False, "blank_long_fields": False}
+FINETUNE_KEYS = ("mode", "freeze_encoder", "train_input_ln")
+COMPAT_SWITCHES = ("fn_mask_fill_zero", "aug_per_batch", "blank_long_fields")
 MODES = ("pretrain", "inductive", "transductive")
 
 
 class UniSRec(RecModel):
-    """Parameters
+    """Parameters (values: conf/model/unisrec.yaml)
     ----------
-    plm_size : int, default 384 (follows text.dim)
+    plm_size : int
         Size of the frozen text vectors (§2): 384 for text=minilm, 768 for text=bert_base_cls.
-    max_len : int, default 50
+    max_len : int
         Longest history window (§1, MAX_ITEM_LIST_LENGTH).
-    hidden, inner, layers, heads : int, default 300, 256, 2, 2
+    hidden, inner, layers, heads : int
         Transformer sizes (§3.4; hidden is also the adaptor's output size).
-    dropout, attn_dropout : float, default 0.5, 0.5
+    dropout, attn_dropout : float
         Hidden and attention dropout of the encoder (§3.4).
-    act : str, default "gelu";  layer_norm_eps : float, default 1e-12
-    init_range : float, default 0.02
+    act : str;  layer_norm_eps : float
+    init_range : float
         Std of the normal initialisation (RecBole initializer_range).
-    n_experts : int, default 8
+    n_experts : int
         Whitening experts of the MoE adaptor (§3.2).
-    adaptor_dropout : float, default 0.2
+    adaptor_dropout : float
         Dropout on the text vector inside each expert (§3.1).
-    gate_noise_floor : float, default 0.01
+    gate_noise_floor : float
         Minimum std of the training-time gate noise (§3.2, quirk 8).
-    temperature : float, default 0.07
+    temperature : float
         τ of every cosine softmax (§3.5, §4).
-    lambda_ss : float, default 1e-3
+    lambda_ss : float
         Weight of the sequence–sequence loss (§4.1); 0 disables the augmented view.
-    item_drop : float, default 0.2
+    item_drop : float
         P(drop) of the augmentation's Bernoulli mask per position (§4.1).
-    aug_item_drop_prob : float, default 0.9
+    aug_item_drop_prob : float
         Probability that a sequence's augmented view is item drop (else word drop) (§4.1).
-    word_drop : float, default 0.15
+    word_drop : float
         P(drop) of each word in the word-drop text view, drawn once and cached (§2).
-    train_mode : str, default "pretrain"
+    train_mode : str
         Objective of a model not prepared for fine-tuning (recx pretrain, recx train):
         pretrain = the contrastive losses; inductive | transductive = the fine-tuning CE with
         every weight trainable (the paper's "w/o pre-training" ablation through recx train).
-    moe_per_occurrence : bool, default False
+    moe_per_occurrence : bool
         Run the adaptor on every occurrence of an item (the original's random draws) instead of
         once per distinct item of a call (faster; identical in eval mode).
     optim : dict
@@ -99,7 +94,7 @@ class UniSRec(RecModel):
     finetune : dict
         Defaults of the stage's finetune block: mode (transductive | inductive),
         freeze_encoder (bool: position table and blocks frozen), train_input_ln (bool) (§4.2).
-    ddp_gather_negatives : bool, default False
+    ddp_gather_negatives : bool
         Under DDP, gather every rank's targets and views as negatives (§4.1).
     paper_compat : dict
         fn_mask_fill_zero, aug_per_batch, blank_long_fields (§6: quirks 1, 2, 9).
@@ -110,31 +105,29 @@ class UniSRec(RecModel):
                                 sequential=True, finetune=True, trainable=True)
     # Contrastive batches mix the source domains (ARCHITECTURE §4.3): recx pretrain hands this
     # model the union of its sources (with `.sources`) instead of one domain per batch.
-    mixes_domains: ClassVar[bool] = True
+    mixes_domains = True
     # the fine-tuning recipe and defaults act only after pre-training: left out of the pretrain
     # checkpoint hash, so one pre-training serves every fine-tuning variant
-    posttrain_keys: ClassVar[tuple[str, ...]] = ("optim.finetune", "finetune")
+    posttrain_keys = ("optim.finetune", "finetune")
+    recipe_phases = MappingProxyType({"pretrain": ("batch_size",),
+                                      "finetune": ("batch_size", "stride")})
 
-    def __init__(self, n_items: int = 0, *, plm_size: int = 384, max_len: int = 50,
-                 hidden: int = 300, inner: int = 256, layers: int = 2, heads: int = 2,
-                 dropout: float = 0.5, attn_dropout: float = 0.5, act: str = "gelu",
-                 layer_norm_eps: float = 1e-12, init_range: float = 0.02, n_experts: int = 8,
-                 adaptor_dropout: float = 0.2, gate_noise_floor: float = 0.01,
-                 temperature: float = 0.07, lambda_ss: float = 1e-3, item_drop: float = 0.2,
-                 aug_item_drop_prob: float = 0.9, word_drop: float = 0.15,
-                 train_mode: str = "pretrain", moe_per_occurrence: bool = False,
-                 optim: dict | None = None, finetune: dict | None = None,
-                 ddp_gather_negatives: bool = False, paper_compat: dict | None = None):
-        self.recipes = phase_recipes("unisrec", optim,
-                                     {"pretrain": PRETRAIN_OPTIM, "finetune": FINETUNE_OPTIM})
+    def __init__(self, n_items: int = 0, *, plm_size: int, max_len: int, hidden: int, inner: int,
+                 layers: int, heads: int, dropout: float, attn_dropout: float, act: str,
+                 layer_norm_eps: float, init_range: float, n_experts: int,
+                 adaptor_dropout: float, gate_noise_floor: float, temperature: float,
+                 lambda_ss: float, item_drop: float, aug_item_drop_prob: float,
+                 word_drop: float, train_mode: str, moe_per_occurrence: bool, optim: dict,
+                 finetune: dict, ddp_gather_negatives: bool, paper_compat: dict):
+        self.recipes = self.read_recipe(optim)
         _check_recipes(self.recipes)
         if train_mode not in MODES:
             raise ConfigError(f"model.train_mode={train_mode!r}",
                               hint="use pretrain, inductive or transductive")
         super().__init__(n_items, self.recipes["pretrain" if train_mode == "pretrain"
                                                else "finetune"])
-        self.finetune_defaults = {**FINETUNE_DEFAULTS, **(finetune or {})}
-        self.paper_compat = {**COMPAT_DEFAULTS, **(paper_compat or {})}
+        self.finetune_defaults = config_block("finetune", finetune, FINETUNE_KEYS)
+        self.paper_compat = config_block("paper_compat", paper_compat, COMPAT_SWITCHES)
         for key, value in (("item_drop", item_drop), ("word_drop", word_drop),
                            ("aug_item_drop_prob", aug_item_drop_prob)):
             if not 0.0 <= value <= 1.0:
@@ -233,7 +226,7 @@ class UniSRec(RecModel):
         bs = int(self.optim["batch_size"])
         if self.optim["sampler"] == "every_position":
             n, windows, n_targets = window_batches(domain, rng, users, self.max_len,
-                                                   self.optim.get("stride"), bs)
+                                                   self.optim["stride"], bs)
 
             def gen_windows():
                 for items, target_mask, _ in windows():

@@ -1,5 +1,6 @@
-"""What every stage shares: the run context, domains, evaluation into metrics rows, training
-with validation, and checkpoint artifacts."""
+"""What every stage shares: the run context and its domains, evaluation into metrics rows, and
+the validation score that early stopping reads. How a stage obtains a model is
+`recx.stages.checkpoints`."""
 
 from __future__ import annotations
 
@@ -12,15 +13,15 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from recx import __version__
-from recx.config.hashing import drop_keys, stable_hash, stat_identity
+from recx.artifacts import task_overrides
+from recx.config.hashing import drop_keys, stable_hash
 from recx.data.canonical import check_evaluable, role_key
 from recx.data.domain import DomainData, load_domain
 from recx.errors import RecxError
 from recx.eval.cache import scorer_key
 from recx.eval.evaluator import Evaluator, SplitResult
-from recx.store import Store, atomic_write_json, git_state
-from recx.train import checkpoint
+from recx.store import git_state
+from recx.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,10 @@ class Context:
             self._domains[key] = d
         return self._domains[key]
 
+    def source_domains(self) -> list[DomainData]:
+        """The processed domains of `source`, by name."""
+        return [self.domain(ds) for _, ds in sorted(self.cfg.source.items())]
+
     def feature_env(self):
         from recx.data.features import FeatureEnv
 
@@ -85,16 +90,16 @@ def make_evaluator(ctx: Context, model, domain, ev=None, label: str | None = Non
     ev = ev if ev is not None else ctx.cfg.eval
     model.eval()  # evaluation never runs with dropout
     return Evaluator(domain, ev, cache_root=ctx.cfg.paths.cache,
-                     max_len=getattr(model, "max_len", 50), device=model.device,
+                     max_len=model.max_len, device=model.device,
                      label=label or model.name, progress=ctx.progress,
-                     query_order=getattr(model, "query_order", None))
+                     query_order=model.query_order)
 
 
 def valid_sample(model) -> int | None:
     """`model.optim.valid_sample_users`: early stopping on a seeded sample of that many
     validation users (a recipe setting, so it is part of the model's checkpoint hash; for
     models whose full ranking is expensive, e.g. statmlp on 10k+ items). Test ranks everyone."""
-    n = (getattr(model, "optim", None) or {}).get("valid_sample_users")
+    n = model.optim.get("valid_sample_users")  # a recipe key of some models only
     return int(n) if n else None
 
 
@@ -134,21 +139,28 @@ def experiment_config(cfg) -> dict:
     for ds in datasets:  # how an input file is known unchanged is no part of the experiment
         if isinstance(ds, dict):
             ds.pop("verify", None)
+    for key in ("model", "base"):  # what the model can do is part of what ran
+        if isinstance(tree.get(key), dict):
+            tree[key]["capabilities"] = _capabilities(tree[key].get("name"))
     return tree
+
+
+def _capabilities(name) -> dict | None:
+    """A model's capabilities (declared on its class; model configs once carried them too, so
+    runs recorded either way share their experiment hash)."""
+    from dataclasses import asdict
+
+    from recx.models.registry import model_class
+
+    try:
+        return asdict(model_class(str(name)).capabilities)
+    except RecxError:  # not a registered model: nothing to add
+        return None
 
 
 def experiment_hash(cfg) -> str:
     """`recx report` averages only rows that share it: runs that differ in their seed alone."""
     return stable_hash(experiment_config(cfg))
-
-
-def _task_overrides() -> list[str]:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return [str(o) for o in HydraConfig.get().overrides.task]
-    except (ValueError, ImportError):
-        return []
 
 
 def base_row(ctx: Context, **fields) -> dict:
@@ -164,7 +176,7 @@ def base_row(ctx: Context, **fields) -> dict:
     row.update(fields)
     row.update({
         "config_hash": stable_hash(OmegaConf.to_container(cfg, resolve=False)),
-        "experiment_hash": experiment_hash(cfg), "overrides": _task_overrides(),
+        "experiment_hash": experiment_hash(cfg), "overrides": task_overrides(),
         "device": str(ctx.device), "deterministic": bool(cfg.deterministic),
         "recx_version": __version__, "git_sha": git["git_sha"], "git_dirty": git["git_dirty"],
         "duration_s": round(time.time() - ctx.started, 3),
@@ -224,86 +236,3 @@ def evaluate_rows(ctx: Context, net, domain: DomainData, splits=("valid", "test"
         res = evaluator.run(score_fn(net), split, sample=sample, cache_key=key)
         rows += result_rows(ctx, res, evaluator, domain, **fields)
     return rows
-
-
-# ------------------------------------------------------------------------- model artifacts
-def save_model(path: Path, model, model_cfg, fit=None) -> None:
-    checkpoint.save(path, {
-        "model": model.name,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "model_config": OmegaConf.to_yaml(model_cfg),
-        "extra": model.ckpt_extra(),
-        "fit": {"best_epoch": fit.best_epoch, "best_score": fit.best_score,
-                "epochs_run": fit.epochs_run, "seconds": fit.seconds,
-                "samples_per_s": fit.samples_per_s} if fit is not None else {},
-    })
-
-
-def load_model_file(path: Path, model_cfg, device, mode: str = "same", before_load=None):
-    """Rebuild the model of `model_cfg` with the checkpoint's sizes and load it strictly.
-
-    `before_load(model)` may reshape the model first (e.g. add a finetuned target table)."""
-    from recx.models.registry import build_model
-    from recx.seed import reseed_for_model
-
-    ck = checkpoint.load(path)
-    reseed_for_model(0)
-    model = build_model(model_cfg, n_items=int(ck["extra"].get("n_items", 0)))
-    if before_load is not None:
-        before_load(model)
-    checkpoint.load_state(model, ck["state_dict"], mode)
-    model.weights_identity = stat_identity(path)  # what the evaluation cache keys on
-    return model.to(device).eval(), ck
-
-
-def train_and_save(ctx: Context, model, model_cfg, domains: list[DomainData], entry: Path, *,
-                   label: str, meta: dict, **fit_kw):
-    """Fit `model` with validation on `domains` and commit `entry` (resumable via last.pt).
-
-    Under torchrun every rank trains; rank 0 alone holds the store lock, writes the entry and
-    tells the others whether there is anything to train (a ready entry is a cache hit)."""
-    from recx.train import distributed as D
-
-    cfg = ctx.cfg
-    store = Store(cfg.paths.artifacts, cfg.store.wait_timeout_s)
-    info = D.ensure_initialized(cfg.train.get("ddp"), ctx.device)
-    result = {}
-    if not info.is_main:
-        if D.broadcast_object(None):
-            import tempfile
-
-            with tempfile.TemporaryDirectory(prefix=f"recx-rank{info.rank}-") as tmp:
-                result["fit"] = _fit_into(ctx, model, domains, Path(tmp), label, **fit_kw)
-        D.barrier()  # rank 0 has committed the entry
-        return result.get("fit")
-    with store.building(entry, meta=meta, keep_partial=True) as work:
-        D.broadcast_object(work is not None)
-        if work is not None:
-            if cfg.train.resume == "never":
-                (work / "last.pt").unlink(missing_ok=True)
-            res = _fit_into(ctx, model, domains, work, label, **fit_kw)
-            save_model(work / "model.pt", model, model_cfg, res)
-            (work / "last.pt").unlink(missing_ok=True)
-            atomic_write_json(work / "fit.json", {
-                "history": res.history, "best_epoch": res.best_epoch,
-                "best_score": res.best_score, "seconds": res.seconds,
-                "samples_per_s": res.samples_per_s, "world_size": info.world})
-            (work / "config.yaml").write_text(OmegaConf.to_yaml(model_cfg))
-            result["fit"] = res
-    D.barrier()
-    return result.get("fit")
-
-
-def _fit_into(ctx: Context, model, domains: list[DomainData], work: Path, label: str, *,
-              validate: bool = True, **fit_kw):
-    """`validate=False`: a fixed number of epochs, the end state kept (few-shot fine-tuning)."""
-    from recx.train.loop import fit
-
-    cfg = ctx.cfg
-    users = [d.train_users(float(cfg.train.user_fraction), ctx.seed) for d in domains]
-    paper_last = bool((getattr(model, "paper_compat", {}) or {}).get("last_epoch_as_best"))
-    return fit(model, domains, users, train_cfg=cfg.train, seed=ctx.seed, work_dir=work,
-               validate=(lambda: validation_score(ctx, model, domains)) if validate else None,
-               label=label,
-               progress=cfg.progress, keep_best=not paper_last,
-               sampling=(model.optim.get("sampling") or "proportional"), **fit_kw)

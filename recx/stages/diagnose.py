@@ -17,14 +17,13 @@ from recx.config.resolvers import source_key
 from recx.diagnostics.pair import identity, pair_diagnostics, write_pair
 from recx.models.registry import build_model
 from recx.stages import StageResult
-from recx.stages.pretrain import source_domains
 
 log = logging.getLogger(__name__)
 
 
 def run(ctx) -> StageResult:
     cfg = ctx.cfg
-    sources = source_domains(ctx)
+    sources = ctx.source_domains()
     target = ctx.domain(cfg.target)
     model = build_model(cfg.model)  # its feature configuration only; no weights
     diag = pair_diagnostics(sources, target, model, text=str(cfg.diagnostics.text))

@@ -32,6 +32,15 @@ from recx.errors import ConfigError
 from recx.eval.evaluator import resolve_mask
 from recx.eval.topk import chunked_topk
 from recx.stages import StageResult
+from recx.stages.blending import (
+    base_model,
+    blend_scorer,
+    check_select,
+    chosen_alpha,
+    evaluate_blends,
+    transferred_model,
+)
+from recx.stages.checkpoints import finetuned_model, in_domain_model, pretrained_model
 from recx.store import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -95,25 +104,18 @@ def _scorer(ctx, how: str):
     as `how` made it."""
     cfg = ctx.cfg
     if how == "train":
-        from recx.stages.train import trained_model
-
         domain = ctx.domain(cfg.dataset)
-        model, _ = trained_model(ctx, cfg.model, domain, ckpt=cfg.get("ckpt", "auto"))
-        return (domain, _single(model), _plain, getattr(model, "max_len", 50), model.name)
+        model, _ = in_domain_model(ctx, cfg.model, domain, ckpt=cfg.get("ckpt", "auto"))
+        return (domain, _single(model), _plain, model.max_len, model.name)
     domain = ctx.domain(cfg.target)
     if how == "transfer":
-        from recx.stages.transfer import pretrained_model
-
-        model, _ = pretrained_model(ctx)
-        model.fit_inputs(domain)
+        model, _ = pretrained_model(ctx, fit_to=domain)
     elif how == "finetune":
-        from recx.stages.finetune import finetuned_model
-
-        model, _ = finetuned_model(ctx, domain, require_only=True)
+        model, _ = finetuned_model(ctx, domain)
     else:
         return (domain, *_blend(ctx, domain))
     model.eval()
-    return (domain, _single(model), _plain, getattr(model, "max_len", 50), model.name)
+    return (domain, _single(model), _plain, model.max_len, model.name)
 
 
 def _single(model):
@@ -129,14 +131,6 @@ def _blend(ctx, domain):
     """The transferred model and the in-domain base blended at α (EVALUATION §7: each model's
     scores normalised per user over the candidates, then α·T + (1 − α)·D)."""
     from recx.eval.interpolation import blender
-    from recx.stages.interpolate import (
-        base_model,
-        blend_scorer,
-        check_select,
-        chosen_alpha,
-        evaluate_blends,
-        transferred_model,
-    )
 
     cfg = ctx.cfg
     ip = cfg.interpolate

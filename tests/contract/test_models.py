@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from recx.config.schema import TrainSchema
 from recx.data.sequences import query_batch
 from recx.models.registry import MODELS, build_model, model_class
-from recx.stages.common import load_model_file, save_model
+from recx.stages.checkpoints import load_model_file, save_model
 from recx.train.loop import fit
 from tests.conftest import compose
 

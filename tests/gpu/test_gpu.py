@@ -11,10 +11,9 @@ from omegaconf import OmegaConf
 from recx.config.schema import EvalSchema, TrainSchema
 from recx.eval.evaluator import Evaluator
 from recx.eval.topk import dot_topk, reference_topk, select_topk
-from recx.models.sasrec import SASRec
 from recx.stages.common import score_fn
 from recx.train.loop import fit
-from tests.conftest import random_domain
+from tests.conftest import make_model, random_domain
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -42,7 +41,7 @@ def test_bf16_topk_on_gpu_equals_the_stable_sort():
 
 def test_bf16_autocast_training_and_gpu_ranks_equal_cpu_ranks(domain, tmp_path):
     torch.manual_seed(0)
-    model = SASRec(n_items=domain.n_items, optim={"batch_size": 64}).cuda()
+    model = make_model("sasrec", n_items=domain.n_items, optim={"batch_size": 64}).cuda()
     model.fit_inputs(domain)
     train = OmegaConf.merge(OmegaConf.structured(TrainSchema), {"amp": "auto"})
     res = fit(model, [domain], [domain.train_users()], train_cfg=train, seed=0,

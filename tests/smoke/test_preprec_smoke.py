@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-import recx.stages.interpolate as interpolate_stage
+import recx.stages.blending as blending
 from recx.stages import execute
 from tests.conftest import CONF, assert_valid_rows, compose
 
@@ -49,8 +49,8 @@ def test_preprec_stages_on_tiny(tmp_path, monkeypatch):
     assert len(history) == 5 and all("valid" not in row for row in history)
     stage("train", ["model=sasrec", "dataset=tiny_b", "train=fast"], tmp_path)
     curves = []  # what α* is chosen from: the validation curve, never the test one
-    choose = interpolate_stage.select_alpha
-    monkeypatch.setattr(interpolate_stage, "select_alpha",
+    choose = blending.select_alpha
+    monkeypatch.setattr(blending, "select_alpha",
                         lambda alphas, curve: curves.append(list(curve)) or choose(alphas, curve))
     rows = stage("interpolate", [*common, *target, "base=sasrec"], tmp_path)
     by_split = {s: [r["NDCG@10"] for r in sorted(rows, key=lambda r: r["alpha"])

@@ -88,6 +88,11 @@ class _Transferred:
         self.device = torch.device("cpu")
         self.weights_identity = None  # never cached
 
+    query_order = None  # the hooks a stage calls on a model (recx.models.base.RecModel)
+
+    def active_compat(self):
+        return []
+
     def eval(self):
         return self
 

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from recx.data.sequences import SeqBatch
-from recx.models.bert4rec import BERT4Rec
-from recx.models.gru4rec import GRU4Rec
+from tests.conftest import make_model
 
 
 def n_params(model) -> int:
@@ -29,23 +28,24 @@ def seq_batch(items: list[list[int]], width: int) -> SeqBatch:
 def test_parameter_counts_follow_the_formulas(n):
     e, h = 64, 128
     # embedding (N+1)·e, bias-free GRU 3·(e·h + h·h), projection h·e + e
-    assert n_params(GRU4Rec(n_items=n)) == (n + 1) * e + 3 * (e * h + h * h) + h * e + e
+    gru = make_model("gru4rec", n_items=n)
+    assert n_params(gru) == (n + 1) * e + 3 * (e * h + h * h) + h * e + e
     d, inner, length, layers = 64, 256, 50, 2
     block = 4 * (d * d + d) + 2 * d + (d * inner + inner + inner * d + d) + 2 * d
     bert = ((n + 2) * d + length * d + 2 * d + layers * block  # items + [MASK], positions, LN
             + (d * d + d) + 2 * d + (n + 1))  # head: dense, LayerNorm, output bias
-    assert n_params(BERT4Rec(n_items=n)) == bert
+    assert n_params(make_model("bert4rec", n_items=n)) == bert
 
 
 def test_recbole_parameter_counts_on_ml100k():
     # RecBole 1.2.1 on ml-100k (1682 items): GRU4Rec 189,696, BERT4Rec 217,043
-    assert n_params(GRU4Rec(n_items=1682)) == 189_696
-    assert n_params(BERT4Rec(n_items=1682)) == 217_043
+    assert n_params(make_model("gru4rec", n_items=1682)) == 189_696
+    assert n_params(make_model("bert4rec", n_items=1682)) == 217_043
 
 
 def test_gru4rec_ignores_left_padding_and_matches_an_unpadded_gru():
     torch.manual_seed(0)
-    m = GRU4Rec(n_items=20).eval()
+    m = make_model("gru4rec", n_items=20).eval()
     hist = [[3, 7, 1], [5, 2, 9, 4, 11]]
     narrow, wide = m.score_all(seq_batch(hist, 6)), m.score_all(seq_batch(hist, 30))
     assert torch.allclose(narrow, wide, atol=1e-6)
@@ -59,7 +59,7 @@ def test_gru4rec_ignores_left_padding_and_matches_an_unpadded_gru():
 
 def test_gru4rec_every_position_states_are_causal():
     torch.manual_seed(0)
-    net = GRU4Rec(n_items=20).eval().net
+    net = make_model("gru4rec", n_items=20).eval().net
     a = torch.tensor([[0, 0, 3, 7, 1, 5]])
     b = a.clone()
     b[0, -1] = 9  # change the most recent item
@@ -70,7 +70,7 @@ def test_gru4rec_every_position_states_are_causal():
 
 def test_bert4rec_attention_is_bidirectional_and_inference_uses_max_len_minus_one():
     torch.manual_seed(0)
-    m = BERT4Rec(n_items=30, max_len=8).eval()
+    m = make_model("bert4rec", n_items=30, max_len=8).eval()
     a = torch.tensor([[0, 0, 4, 5, 6, 31]])  # 31 = [MASK]
     b = a.clone()
     b[0, -1] = 7  # a later token changes the earlier outputs
@@ -92,7 +92,7 @@ def full_histories(b: int, length: int, n_items: int = 50) -> np.ndarray:
 
 
 def test_bert4rec_masking_rate_and_recent_prediction_cap():
-    m = BERT4Rec(n_items=50, max_len=50, ft_ratio=0.0)
+    m = make_model("bert4rec", n_items=50, max_len=50, ft_ratio=0.0)
     rng = np.random.default_rng(0)
     hist = full_histories(4000, 50)
     hist[:, :20] = 0  # left padding is never masked
@@ -113,7 +113,7 @@ def test_bert4rec_masking_rate_and_recent_prediction_cap():
 
 def test_bert4rec_ft_ratio_per_batch_and_per_sample():
     hist = full_histories(200, 10)
-    m = BERT4Rec(n_items=50, max_len=10, ft_ratio=0.5)
+    m = make_model("bert4rec", n_items=50, max_len=10, ft_ratio=0.5)
     rng = np.random.default_rng(0)
     last_only = 0
     for _ in range(400):
@@ -122,7 +122,7 @@ def test_bert4rec_ft_ratio_per_batch_and_per_sample():
             assert masked[:, -1].all()
             last_only += 1
     assert abs(last_only / 400 - 0.5) < 0.1  # binomial(400, 0.5): sd 0.025
-    s = BERT4Rec(n_items=50, max_len=10, ft_ratio=0.5, ft_unit="sample")
+    s = make_model("bert4rec", n_items=50, max_len=10, ft_ratio=0.5, ft_unit="sample")
     masked = s.mask_batch(full_histories(20000, 10), np.random.default_rng(0))["inputs"] == 51
     only_last = (masked[:, -1] & (masked[:, :-1].sum(1) == 0)).float().mean().item()
     # P(last only) = 0.5 + 0.5 · 0.2 · 0.8⁹ = 0.5134; sd of the mean 0.0035
@@ -130,7 +130,7 @@ def test_bert4rec_ft_ratio_per_batch_and_per_sample():
 
 
 def test_bert4rec_ensure_mask_masks_one_item_in_every_row():
-    m = BERT4Rec(n_items=50, max_len=10, ft_ratio=0.0, ensure_mask=True)
+    m = make_model("bert4rec", n_items=50, max_len=10, ft_ratio=0.0, ensure_mask=True)
     hist = np.zeros((500, 10), dtype=np.int64)
     hist[:, -2:] = 7  # two real items: without the option 64 % of rows would mask none
     masked = m.mask_batch(hist, np.random.default_rng(0))["inputs"].numpy() == 51
@@ -139,7 +139,7 @@ def test_bert4rec_ensure_mask_masks_one_item_in_every_row():
 
 def test_bert4rec_loss_counts_the_masked_positions_only():
     torch.manual_seed(0)
-    m = BERT4Rec(n_items=20, max_len=6, dropout=0.0, attn_dropout=0.0)
+    m = make_model("bert4rec", n_items=20, max_len=6, dropout=0.0, attn_dropout=0.0)
     hist = np.array([[0, 0, 3, 4, 5, 6]])
     batch = {"inputs": torch.tensor([[0, 0, 21, 4, 21, 6]]), "labels": torch.from_numpy(hist),
              "loss_mask": torch.tensor([[False, False, True, False, True, False]])}

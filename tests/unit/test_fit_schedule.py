@@ -11,9 +11,8 @@ import torch
 from omegaconf import OmegaConf
 
 from recx.config.schema import TrainSchema
-from recx.models.gru4rec import GRU4Rec
 from recx.train.loop import fit
-from tests.conftest import random_domain
+from tests.conftest import make_model, random_domain
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -27,8 +26,8 @@ def scripted_fit(domain, tmp_path, keep_best: bool):
     """Validation scores 0.5, 0.4, 0.3, … with patience 2: the best is epoch 1, and the fit must
     stop after epoch 3. Returns (result, final state, state at each validation)."""
     torch.manual_seed(0)
-    model = GRU4Rec(n_items=domain.n_items, max_len=10, embedding=8, hidden=8,
-                    optim={"batch_size": 64})
+    model = make_model("gru4rec", n_items=domain.n_items, max_len=10, embedding=8, hidden=8,
+                       optim={"batch_size": 64})
     model.fit_inputs(domain)
     seen = []
 
@@ -59,8 +58,8 @@ def test_patience_stops_early_with_and_without_keeping_the_best(domain, tmp_path
 
 def test_a_fixed_epoch_fit_validates_nothing_and_keeps_the_end_state(domain, tmp_path):
     torch.manual_seed(0)
-    model = GRU4Rec(n_items=domain.n_items, max_len=10, embedding=8, hidden=8,
-                    optim={"batch_size": 64})
+    model = make_model("gru4rec", n_items=domain.n_items, max_len=10, embedding=8, hidden=8,
+                       optim={"batch_size": 64})
     model.fit_inputs(domain)
     start = copy.deepcopy(model.state_dict())
     res = fit(model, [domain], [domain.train_users()],

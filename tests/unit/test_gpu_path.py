@@ -12,10 +12,9 @@ from omegaconf import OmegaConf
 from recx.config.schema import EvalSchema, TrainSchema
 from recx.errors import ConfigError
 from recx.eval.evaluator import Evaluator
-from recx.models.gru4rec import GRU4Rec
 from recx.train import distributed as D
 from recx.train.loop import _amp, fit, to_device
-from tests.conftest import random_domain
+from tests.conftest import make_model, random_domain
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +38,7 @@ def test_amp_modes_on_cpu():
 
 def test_bf16_autocast_training_runs_and_learns(domain, tmp_path):
     torch.manual_seed(0)
-    model = GRU4Rec(n_items=domain.n_items, max_len=10, embedding=8, hidden=8,
+    model = make_model("gru4rec", n_items=domain.n_items, max_len=10, embedding=8, hidden=8,
                     optim={"batch_size": 64})
     model.fit_inputs(domain)
     res = fit(model, [domain], [domain.train_users()], train_cfg=train_cfg(amp="bf16"), seed=0,
@@ -127,7 +126,6 @@ def test_per_rank_batch_divides_the_global_batch():
 def test_compiled_loss_trains_like_the_eager_one(domain, tmp_path, monkeypatch):
     """train.compile=true wraps the loss in torch.compile (here with the aot_eager backend: the
     inductor C++ build takes minutes on a small CPU; the wiring is what is tested)."""
-    from recx.models.sasrec import SASRec
 
     calls = []
     real = torch.compile
@@ -140,8 +138,8 @@ def test_compiled_loss_trains_like_the_eager_one(domain, tmp_path, monkeypatch):
     losses = {}
     for flag in (False, True):
         torch.manual_seed(0)
-        m = SASRec(n_items=domain.n_items, max_len=10, hidden=16, inner=32, dropout=0.0,
-                   attn_dropout=0.0, optim={"batch_size": 16})
+        m = make_model("sasrec", n_items=domain.n_items, max_len=10, hidden=16, inner=32,
+                       dropout=0.0, attn_dropout=0.0, optim={"batch_size": 16})
         m.fit_inputs(domain)
         res = fit(m, [domain], [domain.train_users()], train_cfg=train_cfg(compile=flag),
                   seed=0, work_dir=tmp_path / str(flag), validate=None, max_epochs=2,

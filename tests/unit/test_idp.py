@@ -29,9 +29,9 @@ from recx.models.modules.cdim import (
     ridge_map,
     top_m,
 )
-from recx.models.sasrec import SASRec
 from recx.train import checkpoint
 from recx.train.loop import make_optimizer
+from tests.conftest import make_model
 
 DIM = 16
 SMALL = {"backbone": {"hidden": 8, "inner": 8, "heads": 2, "max_len": 10}, "plm_size": DIM,
@@ -78,7 +78,7 @@ def union_of(tmp_path, *domains):
 def pretrained(domain, **kw) -> IDP:
     """An IDP bound to `domain` (phase B run, phase A untrained)."""
     torch.manual_seed(0)
-    model = IDP(n_items=domain.n_items, **{**SMALL, **kw})
+    model = make_model("idp", n_items=domain.n_items, **{**SMALL, **kw})
     model.fit_inputs(domain)
     model.train_batches(domain, np.random.default_rng(0), domain.train_users())
     return model.eval()
@@ -172,9 +172,9 @@ def test_cdim_config_errors_name_the_fix():
     with pytest.raises(ConfigError, match="valid keys"):
         resolve_cfg({"heads": [4]})
     with pytest.raises(ConfigError, match="valid keys"):
-        IDP(retrieval={"k": 3})
+        make_model("idp", retrieval={"k": 3})
     with pytest.raises(ConfigError, match="ce"):
-        IDP(optim={"pretrain": {"loss": "bce_1neg"}})
+        make_model("idp", optim={"pretrain": {"loss": "bce_1neg"}})
 
 
 def test_behaviour_loss_pulls_co_consumed_items_together_and_cache_keeps_rng(tmp_path):
@@ -243,7 +243,7 @@ def test_union_pretraining_batches_one_source_each_with_that_sources_softmax(tmp
     a, b = shop(tmp_path, "a", n_items=12), shop(tmp_path, "b", n_items=9, seed=1)
     union = union_of(tmp_path, a, b)
     torch.manual_seed(0)
-    model = IDP(n_items=union.n_items, **SMALL)
+    model = make_model("idp", n_items=union.n_items, **SMALL)
     model.fit_inputs(union)
     batches = list(model.train_batches(union, np.random.default_rng(0), union.train_users()))
     n_a = a.n_items
@@ -279,7 +279,7 @@ def test_union_pretraining_batches_one_source_each_with_that_sources_softmax(tmp
 def test_one_domain_idp_is_sasrec(tmp_path):
     d = shop(tmp_path)
     torch.manual_seed(0)
-    sas = SASRec(n_items=d.n_items, hidden=8, inner=8, heads=2, max_len=10)
+    sas = make_model("sasrec", n_items=d.n_items, hidden=8, inner=8, heads=2, max_len=10)
     idp = pretrained(d)
     missing = idp.net.load_state_dict(sas.net.state_dict())
     assert not missing.missing_keys and not missing.unexpected_keys
@@ -294,7 +294,7 @@ def test_one_domain_idp_is_sasrec(tmp_path):
 
 def test_unbound_model_cannot_retrieve(tmp_path):
     d, other = shop(tmp_path), shop(tmp_path, "other", n_items=7)
-    model = IDP(n_items=d.n_items, **SMALL)
+    model = make_model("idp", n_items=d.n_items, **SMALL)
     model.fit_inputs(other)
     with pytest.raises(ConfigError, match="never pre-trained"):
         scores(model, other)
@@ -381,7 +381,7 @@ def test_checkpoints_load_strictly_weights_only(tmp_path):
     path = tmp_path / "pre.pt"
     checkpoint.save(path, {"state_dict": model.state_dict()})
     state = torch.load(path, weights_only=True)["state_dict"]
-    again = IDP(n_items=union.n_items, **SMALL)
+    again = make_model("idp", n_items=union.n_items, **SMALL)
     checkpoint.load_state(again, state)
     again.eval()
     again.fit_inputs(tgt)
@@ -397,7 +397,7 @@ def test_checkpoints_load_strictly_weights_only(tmp_path):
     model.prepare_finetune(tgt, {"freeze": "residual"})
     with torch.no_grad():
         model.target_delta.normal_()
-    fresh = IDP(n_items=union.n_items, **SMALL)
+    fresh = make_model("idp", n_items=union.n_items, **SMALL)
     fresh.fit_inputs(tgt)
     fresh.prepare_finetune(tgt, {"freeze": "residual"})
     checkpoint.load_state(fresh, model.state_dict())
@@ -415,7 +415,8 @@ def test_cold_users_are_reproducible_by_seed_and_shared_by_models(tmp_path):
     assert len(u0) == round(0.25 * len(all_users)) and np.isin(u0, all_users).all()
     # the same users reach IDP's and SASRec's samplers (the stage hands both the same array)
     seen = {}
-    for name, model in (("idp", pretrained(d)), ("sasrec", SASRec(n_items=d.n_items))):
+    sasrec = make_model("sasrec", n_items=d.n_items)
+    for name, model in (("idp", pretrained(d)), ("sasrec", sasrec)):
         if name == "idp":
             model.fit_inputs(d)
         b = model.train_batches(d, np.random.default_rng(0), u0)
@@ -427,9 +428,8 @@ def test_cold_users_are_reproducible_by_seed_and_shared_by_models(tmp_path):
 def test_cold_finetune_looks_up_the_full_pretraining_and_retrieval_keys_share_it(tmp_path):
     from types import SimpleNamespace
 
+    from recx.stages.checkpoints import all_users, pretrained
     from recx.stages.common import Context
-    from recx.stages.pretrain import pretrain_entry
-    from recx.stages.transfer import _all_users
     from tests.conftest import compose
 
     sources = [SimpleNamespace(data_hash="0123456789ab")]  # only the hash enters the key
@@ -440,8 +440,9 @@ def test_cold_finetune_looks_up_the_full_pretraining_and_retrieval_keys_share_it
         c = cfg.copy()
         for key, value in changes.items():
             OmegaConf.update(c, key, value)
-        ctx = Context(cfg=_all_users(c), run_dir=tmp_path, device=torch.device("cpu"))
-        return pretrain_entry(ctx, sources)[1]
+        ctx = Context(cfg=all_users(c), run_dir=tmp_path, device=torch.device("cpu"))
+        ctx.source_domains = lambda: sources
+        return pretrained(ctx).hash
 
     base = parent_hash()
     assert parent_hash(**{"train.user_fraction": 0.1}) == base  # cold: the target's users only
@@ -455,7 +456,7 @@ def test_cold_finetune_looks_up_the_full_pretraining_and_retrieval_keys_share_it
     assert parent_hash(**{"model.optim.pretrain.lr": 0.01}) != base
     cold = cfg.copy()
     cold.train.user_fraction = 0.1
-    assert _all_users(cold).train.user_fraction == 1.0 and cold.train.user_fraction == 0.1
+    assert all_users(cold).train.user_fraction == 1.0 and cold.train.user_fraction == 0.1
 
 
 # ------------------------------------------------------------------- fine-tuned sentence encoder

@@ -62,8 +62,8 @@ def test_a_matcher_variant_reuses_the_pretraining_with_its_own_matcher(tmp_path)
     the default settings keep the checkpoint's matcher."""
     from recx.models.cdim_training import fit_matcher
     from recx.models.idp import IDP
-    from recx.stages.common import Context, load_model_file
-    from recx.stages.transfer import pretrained_model
+    from recx.stages.checkpoints import load_model_file, pretrained_model
+    from recx.stages.common import Context
     from tests.conftest import compose
 
     src = ["source=[tiny]", *SMALL]

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from recx.errors import ConfigError
 from recx.eval.interpolation import gain_lower_bound, gated_alpha
-from recx.stages.interpolate import check_select
+from recx.stages.blending import check_select
 
 ALPHAS = [0.0, 0.5, 1.0]
 

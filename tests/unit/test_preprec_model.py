@@ -17,9 +17,9 @@ from recx.data.sequences import query_batch
 from recx.errors import ConfigError
 from recx.eval.evaluator import Evaluator
 from recx.models.modules.preprec_net import PrepRecNet, relative_time_codes
-from recx.models.pop import Pop
-from recx.models.preprec import PrepRec, negatives_excluding
+from recx.models.preprec import negatives_excluding
 from recx.train.loop import make_optimizer
+from tests.conftest import make_model
 
 DAY = 86400
 
@@ -95,7 +95,7 @@ def test_parameter_count_with_the_papers_dimensions():
     assert sum(p.numel() for p in PrepRecNet().parameters()) == 44_950
     assert sum(p.numel() for p in PrepRecNet(heads=2).parameters()) == 44_950
     assert sum(p.numel() for p in PrepRecNet(learned_positions=True).parameters()) == 54_950
-    m = PrepRec()
+    m = make_model("preprec")
     assert sum(p.numel() for p in m.parameters()) == 44_950
     # domain tables are never part of a checkpoint
     assert all(k.startswith("net.") for k in m.state_dict())
@@ -127,17 +127,17 @@ def test_causal_rank_ignores_later_gaps():
 
 # ------------------------------------------------------------------------------- adapter
 def test_paper_compat_shorthand_and_switches():
-    assert PrepRec().paper_compat == {}
-    m = PrepRec(paper_compat=True)
+    assert make_model("preprec").paper_compat == {}
+    m = make_model("preprec", paper_compat=True)
     assert set(m.paper_compat) == {"year_reset_periods", "argsort_time",
                                    "coarse_index_for_target_fine", "last_epoch_as_best"}
     assert m.time_mode == "argsort"
-    m = PrepRec(paper_compat={"argsort_time": False, "last_epoch_as_best": True})
+    m = make_model("preprec", paper_compat={"argsort_time": False, "last_epoch_as_best": True})
     assert m.paper_compat == {"last_epoch_as_best": True}
     with pytest.raises(ConfigError, match="argsort_tim"):
-        PrepRec(paper_compat={"argsort_tim": True})
+        make_model("preprec", paper_compat={"argsort_tim": True})
     with pytest.raises(ConfigError):
-        PrepRec(relative_time="argsort")
+        make_model("preprec", relative_time="argsort")
 
 
 def test_full_ranking_matches_candidate_scoring(domains):
@@ -145,7 +145,7 @@ def test_full_ranking_matches_candidate_scoring(domains):
     own user's query time."""
     d = domains[0]
     torch.manual_seed(0)
-    m = PrepRec(**SMALL).eval()
+    m = make_model("preprec", **SMALL).eval()
     m.fit_inputs(d)
     q = d.queries("test")
     batch = query_batch(d, q.pos[:40], m.max_len)
@@ -169,14 +169,14 @@ def test_full_ranking_matches_candidate_scoring(domains):
 def test_adjusted_fine_scoring_is_consistent(domains):
     d = domains[0]
     torch.manual_seed(0)
-    m = PrepRec(**SMALL, eval_fine="adjusted").eval()
+    m = make_model("preprec", **SMALL, eval_fine="adjusted").eval()
     m.fit_inputs(d)
     q = d.queries("valid")
     batch = query_batch(d, q.pos[:8], m.max_len)
     with torch.no_grad():
         full = m.score_all(batch)
         direct = m.score_candidates(batch, torch.arange(1, d.n_items + 1).expand(8, -1))
-        plain = PrepRec(**SMALL).eval()
+        plain = make_model("preprec", **SMALL).eval()
         plain.load_state_dict(m.state_dict())
         plain.fit_inputs(d)
         period = plain.score_all(batch)
@@ -186,7 +186,7 @@ def test_adjusted_fine_scoring_is_consistent(domains):
 
 def test_training_batches_and_negatives(domains):
     d = domains[0]
-    m = PrepRec(**SMALL, optim={"batch_users": 64})
+    m = make_model("preprec", **SMALL, optim={"batch_users": 64})
     m.fit_inputs(d)
     users = d.train_users()
     batches = m.train_batches(d, np.random.default_rng(0), users)
@@ -211,7 +211,7 @@ def test_training_batches_and_negatives(domains):
 def test_loss_variants_train(domains, over):
     d = domains[0]
     torch.manual_seed(0)
-    m = PrepRec(**{**SMALL, **over})
+    m = make_model("preprec", **{**SMALL, **over})
     m.fit_inputs(d)
     m.train()
     batch = next(iter(m.train_batches(d, np.random.default_rng(0), d.train_users())))
@@ -226,12 +226,12 @@ def test_zero_shot_transfer_beats_pop(domains):
     beats Pop (all-time counts, history masked as `auto` does for it) on full ranking."""
     src, tgt = domains
     torch.manual_seed(0)
-    m = PrepRec(**SMALL, optim={"batch_users": 32})
+    m = make_model("preprec", **SMALL, optim={"batch_users": 32})
     m.fit_inputs(src)
     train(m, src, epochs=12)
     m.fit_inputs(tgt)
     ours = evaluate(m, tgt, mask=False)
-    pop = Pop()
+    pop = make_model("pop")
     pop.fit_inputs(tgt)
     base = evaluate(pop, tgt, mask=True)
     assert ours["NDCG@10"] > 1.3 * base["NDCG@10"], (ours, base)

@@ -11,7 +11,7 @@ import torch
 from recx.data.sequences import query_batch
 from recx.errors import ConfigError
 from recx.models.statmlp import StatMLP
-from tests.conftest import compose
+from tests.conftest import compose, make_model
 from tests.unit.test_statmlp_features import SMALL, domain_of, random_frame
 
 FEATURES = {**SMALL}
@@ -19,7 +19,7 @@ FEATURES = {**SMALL}
 
 def model(**kw) -> StatMLP:
     torch.manual_seed(0)
-    return StatMLP(features={**FEATURES, **kw.pop("features", {})}, **kw)
+    return make_model("statmlp", features={**FEATURES, **kw.pop("features", {})}, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -298,15 +298,15 @@ def test_checkpoint_holds_no_domain_state(toy):
 
 def test_config_errors():
     with pytest.raises(ConfigError, match="fields"):
-        StatMLP(features={"fields": ["act_u", "degree"]})
+        make_model("statmlp", features={"fields": ["act_u", "degree"]})
     with pytest.raises(ConfigError, match="two_tower needs"):
-        StatMLP(architecture="two_tower", features={"fields": ["act_i", "size_e"]})
+        make_model("statmlp", architecture="two_tower", features={"fields": ["act_i", "size_e"]})
     with pytest.raises(ConfigError, match="bpr"):
-        StatMLP(optim={"loss": "ce"})
+        make_model("statmlp", optim={"loss": "ce"})
     with pytest.raises(ConfigError, match="architecture"):
-        StatMLP(architecture="three_tower")
+        make_model("statmlp", architecture="three_tower")
     with pytest.raises(ConfigError, match="sampling"):
-        StatMLP(multi_source={"sampling": "random"})
+        make_model("statmlp", multi_source={"sampling": "random"})
 
 
 def test_train_on_tiny_transfer_to_tiny_b(tmp_path):

@@ -21,9 +21,10 @@ from recx.data.sequences import query_batch
 from recx.errors import CheckpointError, ConfigError
 from recx.models.modules.moe_adaptor import MoEAdaptor, PWLayer
 from recx.models.modules.unisrec_net import UniSRecNet
-from recx.models.unisrec import UniSRec, augment_views, info_nce
+from recx.models.unisrec import augment_views, info_nce
 from recx.train import checkpoint
 from recx.train.loop import make_optimizer
+from tests.conftest import make_model
 
 SMALL = {"plm_size": 16, "hidden": 12, "inner": 8, "heads": 2, "n_experts": 3}
 
@@ -57,10 +58,11 @@ def n_params(module) -> int:
 # ------------------------------------------------------------------------------------ adaptor
 def test_parameter_counts_match_the_spec():
     torch.manual_seed(0)
-    assert n_params(UniSRec(plm_size=768)) == 2_910_344  # the paper's BERT input
-    assert n_params(UniSRec(plm_size=384)) == 1_979_528  # recx default, all-MiniLM-L6-v2
-    assert n_params(UniSRec(plm_size=768).net.moe) == 8 * (768 + 768 * 300) + 2 * 768 * 8
-    t = UniSRec(n_items=99, plm_size=384, train_mode="transductive")
+    assert n_params(make_model("unisrec", plm_size=768)) == 2_910_344  # the paper's BERT input
+    assert n_params(make_model("unisrec", plm_size=384)) == 1_979_528  # all-MiniLM-L6-v2
+    moe = make_model("unisrec", plm_size=768).net.moe
+    assert n_params(moe) == 8 * (768 + 768 * 300) + 2 * 768 * 8
+    t = make_model("unisrec", n_items=99, plm_size=384, train_mode="transductive")
     assert n_params(t) == 1_979_528 + 100 * 300
 
 
@@ -140,8 +142,8 @@ def test_every_position_finetuning_is_the_prefix_loss_over_the_same_targets(tmp_
     quiet = {**SMALL, "dropout": 0.0, "attn_dropout": 0.0, "adaptor_dropout": 0.0,
              "train_mode": "inductive"}
     torch.manual_seed(0)
-    prefix = UniSRec(**quiet, max_len=10, optim={"finetune": {"batch_size": 10_000}})
-    windows = UniSRec(**quiet, max_len=10, optim={"finetune": {
+    prefix = make_model("unisrec", **quiet, max_len=10, optim={"finetune": {"batch_size": 10_000}})
+    windows = make_model("unisrec", **quiet, max_len=10, optim={"finetune": {
         "batch_size": 10_000, "sampler": "every_position", "stride": 10}})
     windows.load_state_dict(prefix.state_dict())
     users = d.train_users()
@@ -179,7 +181,7 @@ def test_info_nce_on_a_hand_worked_2x2_batch():
 def test_pretrain_loss_is_si_plus_lambda_ss(tmp_path):
     d = text_domain(tmp_path)
     torch.manual_seed(0)
-    m = UniSRec(**SMALL, lambda_ss=0.3, aug_item_drop_prob=0.5, word_drop=0.5)
+    m = make_model("unisrec", **SMALL, lambda_ss=0.3, aug_item_drop_prob=0.5, word_drop=0.5)
     m.fit_inputs(d)
     batch = next(iter(m.train_batches(d, np.random.default_rng(0), d.train_users())))
     assert batch["aug_word_drop"].any() and (batch["aug_items"] != batch["items"]).any()
@@ -228,7 +230,7 @@ def trainable(m) -> set[str]:
 def test_finetune_freezes_what_it_says(tmp_path):
     d = text_domain(tmp_path)
     torch.manual_seed(0)
-    m = UniSRec(**SMALL)
+    m = make_model("unisrec", **SMALL)
     m.fit_inputs(d)
     m.prepare_finetune(d, {"mode": "inductive", "freeze_encoder": True, "train_input_ln": True})
     assert m.phase == "inductive" and m.item_id_embedding is None
@@ -262,7 +264,7 @@ def test_finetune_freezes_what_it_says(tmp_path):
 def test_transductive_adds_ids_to_items_and_trains_them(tmp_path):
     d = text_domain(tmp_path)
     torch.manual_seed(0)
-    m = UniSRec(**SMALL)
+    m = make_model("unisrec", **SMALL)
     m.fit_inputs(d)
     m.eval()
     q = d.queries("test")
@@ -281,10 +283,10 @@ def test_transductive_adds_ids_to_items_and_trains_them(tmp_path):
 def test_strict_load_declares_the_new_id_table(tmp_path):
     d = text_domain(tmp_path)
     torch.manual_seed(0)
-    pre = UniSRec(**SMALL)
+    pre = make_model("unisrec", **SMALL)
     state = pre.state_dict()
     assert not any("plm" in k for k in state)  # the text vectors are never saved
-    m = UniSRec(**SMALL)
+    m = make_model("unisrec", **SMALL)
     m.fit_inputs(d)
     m.prepare_finetune(d, {"mode": "transductive"})
     assert m.expected_missing_keys("transductive") == {"item_id_embedding.weight"}
@@ -292,7 +294,7 @@ def test_strict_load_declares_the_new_id_table(tmp_path):
     torch.testing.assert_close(m.net.moe.w_gate, pre.net.moe.w_gate)
     with pytest.raises(CheckpointError, match="item_id_embedding"):
         checkpoint.load_state(m, state, "same")
-    ind = UniSRec(**SMALL)
+    ind = make_model("unisrec", **SMALL)
     checkpoint.load_state(ind, state, "inductive")  # nothing missing
 
 
@@ -302,7 +304,7 @@ def test_union_pretraining_mixes_domains_and_ranks_within_each(tmp_path):
     union = merge_domains([a, b])
     union.sources = [a, b]
     torch.manual_seed(0)
-    m = UniSRec(**SMALL, optim={"pretrain": {"batch_size": 64}})
+    m = make_model("unisrec", **SMALL, optim={"pretrain": {"batch_size": 64}})
     m.fit_inputs(union)
     batch = next(iter(m.train_batches(union, np.random.default_rng(0), union.train_users())))
     part_b = batch["targets"] > a.n_items
@@ -321,22 +323,24 @@ def test_union_pretraining_mixes_domains_and_ranks_within_each(tmp_path):
 def test_wrong_plm_size_names_the_fix(tmp_path):
     d = text_domain(tmp_path, dim=16)
     with pytest.raises(ConfigError, match=r"model\.plm_size=16"):
-        UniSRec(**{**SMALL, "plm_size": 32}).fit_inputs(d)
+        make_model("unisrec", **{**SMALL, "plm_size": 32}).fit_inputs(d)
 
 
 def test_bad_recipes_are_rejected():
     with pytest.raises(ConfigError, match="a recipe per phase"):
-        UniSRec(optim={"lr": 1e-3})
-    with pytest.raises(ConfigError, match=r"model.optim.finetune has unknown keys \['lr_'\]"):
-        UniSRec(optim={"finetune": {"lr_": 1e-3}})  # a typo is an error, not a silent default
+        make_model("unisrec", optim={"lr": 1e-3})
+    # a typo is an error, not a silent default
+    with pytest.raises(ConfigError, match=r"model\.optim\.finetune\.lr_ is unknown — did you "
+                                          r"mean 'lr'\?"):
+        make_model("unisrec", optim={"finetune": {"lr_": 1e-3}})
     with pytest.raises(ConfigError, match="loss=infonce_si_ss"):
-        UniSRec(optim={"pretrain": {"loss": "ce"}})
+        make_model("unisrec", optim={"pretrain": {"loss": "ce"}})
     with pytest.raises(ConfigError, match=r"sampler=prefix$"):  # contrastive batches: prefixes
-        UniSRec(optim={"pretrain": {"sampler": "every_position"}})
+        make_model("unisrec", optim={"pretrain": {"sampler": "every_position"}})
     with pytest.raises(ConfigError, match=re.escape("prefix | every_position")):
-        UniSRec(optim={"finetune": {"sampler": "windows"}})
+        make_model("unisrec", optim={"finetune": {"sampler": "windows"}})
     with pytest.raises(ConfigError, match="train_mode"):
-        UniSRec(train_mode="finetune")
+        make_model("unisrec", train_mode="finetune")
 
 
 # --------------------------------------------------------------------------------- zero-shot
@@ -386,9 +390,9 @@ def test_pretraining_on_two_sources_beats_an_untrained_model_zero_shot(tmp_path)
     cfg = {"plm_size": 64, "hidden": 32, "inner": 32, "max_len": 20,
            "optim": {"pretrain": {"batch_size": 128}}}
     torch.manual_seed(0)
-    untrained = UniSRec(**cfg)
+    untrained = make_model("unisrec", **cfg)
     torch.manual_seed(0)
-    model = UniSRec(**cfg)
+    model = make_model("unisrec", **cfg)
     model.fit_inputs(union)
     opt = make_optimizer(model, model.optim)
     for epoch in range(1):

@@ -7,6 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.conftest import make_model
+
 pytestmark = pytest.mark.slow
 
 
@@ -21,11 +23,10 @@ def batch():
 def _rank(rank: int, world: int, init: str, out) -> None:
     import torch.distributed as dist
 
-    from recx.models.unisrec import UniSRec
 
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     try:
-        m = UniSRec(plm_size=4, hidden=4, inner=4, heads=1, n_experts=1,
+        m = make_model("unisrec", plm_size=4, hidden=4, inner=4, heads=1, n_experts=1,
                     ddp_gather_negatives=True)
         s, v, t = batch()
         half = slice(0, 3) if rank == 0 else slice(3, 6)

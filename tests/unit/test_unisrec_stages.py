@@ -61,7 +61,7 @@ def test_pretrain_transfer_and_both_finetune_modes(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_pretrained_on_synth_a_b_beats_untrained_zero_shot_on_synth_t(tmp_path):
     from recx.models.registry import build_model
-    from recx.stages.common import save_model
+    from recx.stages.checkpoints import save_model
 
     model_over = ["model.hidden=64", "model.inner=64", "text=hashing", "text.dim=384"]
     src = ["source=[synth_a,synth_b]", "train.max_epochs=1", *model_over]

@@ -9,9 +9,8 @@ from omegaconf import OmegaConf
 
 from recx.config.schema import EvalSchema
 from recx.eval.evaluator import Evaluator
-from recx.models.statmlp import StatMLP
 from recx.stages.common import valid_sample
-from tests.conftest import random_domain
+from tests.conftest import make_model, random_domain
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +44,9 @@ def test_sampled_validation_ranks_the_same_subset_of_full_results(domain, tmp_pa
 
 
 def test_the_sample_is_a_recipe_setting_of_the_model():
-    assert valid_sample(StatMLP(n_items=5)) is None  # default: every validation user
-    assert valid_sample(StatMLP(n_items=5, optim={"valid_sample_users": 500})) == 500
+    assert valid_sample(make_model("statmlp", n_items=5)) is None  # default: every user
+    assert valid_sample(make_model("statmlp", n_items=5, optim={"valid_sample_users": 500})) \
+        == 500
 
 
 def test_eval_sample_users_samples_every_split_and_names_itself(domain, tmp_path):
