@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from recx.data.domain import domain_from_frame
 from recx.data.features import FeatureEnv
@@ -23,7 +22,7 @@ from recx.diagnostics.inputs import input_diagnostics, percentile_states, prepre
 from recx.diagnostics.temporal import period_config, time_diagnostics, time_profile
 from recx.diagnostics.text import nearest_cos
 from recx.errors import ConfigError
-from recx.models.registry import build_model
+from recx.models.registry import build_model, model_config
 from tests.conftest import compose, timeline_frame
 
 DAY = 86400
@@ -109,7 +108,7 @@ def test_time_profile_by_hand(small):
     assert d["time.log10_span_days.target"] == pytest.approx(2.0)
     assert d["time.log10_events_per_coarse.target"] == pytest.approx(np.log10(3))
     # PrepRec's own lengths and a domain's time_scale decide the periods
-    model = build_model(OmegaConf.create({"name": "preprec", "features": {"coarse_days": 10}}))
+    model = build_model(model_config("preprec", features={"coarse_days": 10}))
     assert period_config(small, model).coarse_days == 10.0
     small.time_scale = {"coarse_days": 50.0}
     assert period_config(small, model).coarse_days == 50.0
