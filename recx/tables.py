@@ -14,7 +14,7 @@ SCHEMA_VERSION = 1
 SAMPLED_BANNER = ("sampled protocol: metrics against N negatives are far higher than full-ranking "
                   "metrics; never compare the two")
 ID_COLUMNS = ["stage", "setting", "model", "mode", "base", "source", "target", "split", "slice",
-              "seed", "alpha", "selected"]
+              "seed", "alpha", "selected", "candidates"]
 
 
 def metric_columns(rows: list[dict]) -> list[str]:
@@ -92,6 +92,13 @@ def write_metrics(rows: list[dict], run_dir: Path, title: str = "metrics",
         print_rows(shown, title)
 
 
+def candidates(row: dict) -> str | None:
+    """"policy" or "other" with its mask, for full-ranking rows (sampled ones have one set)."""
+    if row.get("policy") is None or row.get("mask_history") in (None, "n-a"):
+        return None
+    return f"{'policy' if row['policy'] else 'other'} (mask={row['mask_history']})"
+
+
 def print_rows(rows: list[dict], title: str, ks=(10, 20, 50)) -> None:
     """A compact rich table: identity columns that vary between rows, then the metrics;
     identity values shared by every row go into the caption."""
@@ -99,6 +106,7 @@ def print_rows(rows: list[dict], title: str, ks=(10, 20, 50)) -> None:
 
     from recx.console import console
 
+    rows = [{**r, "candidates": candidates(r)} for r in rows]
     ids = [c for c in ID_COLUMNS if any(r.get(c) not in (None, "") for r in rows)]
     varying = [c for c in ids if len({str(r.get(c)) for r in rows}) > 1]
     shared = [f"{c}={rows[0].get(c)}" for c in ids if c not in varying and c != "slice"]
