@@ -69,7 +69,7 @@ def main() -> None:
     print(f"{'scorer':22s} {'policy only s':>13s} {'both s':>8s} {'extra':>7s}  identical")
     with tempfile.TemporaryDirectory() as tmp:
         for name, fn, count, variants in (("dot product (d 64)", dot, None, 1),
-                                          ("blend of two, 21 α", two, blend.counts, 2)):
+                                          ("blend of two, 21 α", two, blend, 2)):
             kw = {} if count is None else {"count": count, "variants": variants}
             out = {}
             for which in ("policy", "both"):

@@ -37,6 +37,10 @@ ScoreFn = Callable[[SeqBatch, torch.Tensor | None], torch.Tensor]
 #       strict) → [V', B]: how many candidates score above each target (strict) or at least as
 # high (the target included). Ranks come from these counts, so a scorer with many variants
 # (an interpolation's α grid) can count them without holding every variant's scores.
+# A count may also say what it compares: `count.values(s, masked, tcol, rows, items)` → the
+# compared values of each target [V', B] and of the items (rows, items) [V', P], under the
+# candidates `masked` leaves, or None. Then the other candidate rule is counted from the same
+# values (the history items that enter or leave the candidates), not counted again.
 CountFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], torch.Tensor]
 
 
@@ -45,6 +49,13 @@ def target_counts(s: torch.Tensor, masked: torch.Tensor, tcol: torch.Tensor,
     """The plain CountFn: one rank per score variant."""
     t = s[:, torch.arange(s.shape[1], device=s.device), tcol].unsqueeze(-1)
     return ((s > t) if strict else (s >= t)).sum(-1)
+
+
+def _plain_values(s, masked, tcol, rows, items):
+    return s[:, torch.arange(s.shape[1], device=s.device), tcol], s[:, rows, items]
+
+
+target_counts.values = _plain_values
 
 
 @dataclass
@@ -99,16 +110,15 @@ def _take(q: Queries, idx: np.ndarray) -> Queries:
     return Queries(q.users[idx], q.pos[idx], q.targets[idx], q.query_ts[idx])
 
 
-def _minus_history(counts: tuple, s: torch.Tensor, tcol: torch.Tensor, rows: torch.Tensor,
-                   items: torch.Tensor) -> tuple:
-    """(greater, at least) over the whole catalogue → the same over the catalogue minus each
-    user's distinct history items (rows, items): the history items that score above (or with)
-    the target leave the count, nothing else changes."""
-    t = s[:, torch.arange(s.shape[1], device=s.device), tcol]  # [V, B]
-    hs, ht = s[:, rows, items], t[:, rows]  # [V, P]
+def _history_above(values, b: int, rows: torch.Tensor) -> tuple:
+    """How many of each user's listed history items compare above its target (greater) and at
+    least as high (at least), [V, B] each, from `values` = (targets [V, B], items [V, P])."""
+    tv, hv = values
+    ht = tv[:, rows]
     out = []
-    for c, hit in zip(counts, (hs > ht, hs >= ht), strict=True):
-        out.append(None if c is None else c - torch.zeros_like(c).index_add_(1, rows, hit.long()))
+    for hit in (hv > ht, hv >= ht):
+        n = torch.zeros(hit.shape[0], b, dtype=torch.int64, device=hit.device)
+        out.append(n.index_add_(1, rows, hit.long()))
     return tuple(out)
 
 
@@ -289,7 +299,12 @@ class Evaluator:
     def _full(self, score_fn, count, batch, q, sl, split) -> tuple[list, list]:
         """All items are candidates; padding is masked, and the history under a masking rule
         (the target too where it is a history item: a miss, never an exemption). Returns the
-        ranks [V, B] and candidate counts [B] of every rule in `self.masks`."""
+        ranks [V, B] and candidate counts [B] of every rule in `self.masks`, the policy's first.
+
+        The policy's rule is counted; the other's counts differ only by the history items that
+        enter (or leave) the candidates, so they come from the values the count compared
+        (`count.values`): the same scores, ranked over the other candidate set. A count without
+        them (a blend normalised by rank) is counted again under the other rule."""
         d = self.domain
         s = self._scores(score_fn, batch, None, split, sl.start)
         n1 = s.shape[-1]
@@ -300,34 +315,42 @@ class Evaluator:
         tcol = batch.targets.to(s.device)
         pad = torch.zeros(b, n1, dtype=torch.bool, device=s.device)
         pad[:, 0] = True
-        s = s.masked_fill(pad, -torch.inf)
-        hist = self._history(q, sl, s.device) if any(self.masks) else None
-        in_hist = torch.from_numpy(d.repeat_event[q.pos[sl]]).to(s.device)
-        users = q.users[sl]
+        rows = items = None
+        masked = {False: pad}
+        if any(self.masks):  # the distinct history items other than the target
+            rows, items = self._history(q, sl, s.device)
+            n_masked = torch.bincount(rows, minlength=b).cpu().numpy()  # the target included
+            keep = items != tcol[rows]
+            rows, items = rows[keep], items[keep]
+            masked[True] = pad.clone()
+            masked[True][rows, items] = True
+
+        def counted(rule):
+            sm = s.masked_fill(masked[rule], -torch.inf)
+            return self._counts(lambda strict: count(sm, masked[rule], tcol, strict))
+
+        policy = self.masks[0]
+        counts = {policy: counted(policy)}
+        if len(self.masks) > 1:
+            other = self.masks[1]
+            values = getattr(count, "values", None)
+            values = values(s.masked_fill(pad, -torch.inf), masked[policy], tcol, rows, items) \
+                if values is not None else None
+            if values is None:
+                counts[other] = counted(other)
+            else:  # masking removes the history items above the target; unmasking adds them
+                sign = -1 if other else 1
+                delta = _history_above(values, b, rows)
+                counts[other] = tuple(None if c is None else c + sign * dc
+                                      for c, dc in zip(counts[policy], delta, strict=True))
+        in_hist = d.repeat_event[q.pos[sl]]
         ranks, ncand = [], []
-        plain = count is target_counts
-        off = None
-        for m in self.masks:
-            if not m:
-                off = off or self._counts(lambda strict: count(s, pad, tcol, strict))
-                ranks.append(self._tie_ranks(*off, split, users))
-                ncand.append(np.full(b, d.n_items, dtype=np.int64))
-                continue
-            rows, items = hist
-            if plain:  # the unmasked counts minus the history items among them
-                off = off or self._counts(lambda strict: count(s, pad, tcol, strict))
-                on = _minus_history(off, s, tcol, rows, items)
-            else:  # a count that depends on the candidate set (a blend's normalisation)
-                masked = pad.clone()
-                masked[rows, items] = True
-                sm = s.masked_fill(masked, -torch.inf)
-                on = self._counts(lambda strict, sm=sm, masked=masked:
-                                  count(sm, masked, tcol, strict))
-            r = self._tie_ranks(*on, split, users)
-            r[:, in_hist.cpu().numpy()] = M.MISS
+        for rule in self.masks:
+            r = self._tie_ranks(*counts[rule], split, q.users[sl])
+            if rule:
+                r[:, in_hist] = M.MISS
             ranks.append(r)
-            n_hist = torch.bincount(rows, minlength=b).cpu().numpy()
-            ncand.append(d.n_items - n_hist)
+            ncand.append(d.n_items - n_masked if rule else np.full(b, d.n_items, np.int64))
         return ranks, ncand
 
     def _history(self, q, sl, device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,6 +20,14 @@ ZERO_SHOT_GATED = "zero_shot_gated"
 
 def normalise(s: torch.Tensor, masked: torch.Tensor, how: str) -> torch.Tensor:
     """Normalise each user's scores over its unmasked candidates. s [B, C] with -inf masked."""
+    if how == "none":
+        return s
+    return _normalised(s, masked, how).masked_fill(masked, -torch.inf)
+
+
+def _normalised(s: torch.Tensor, masked: torch.Tensor, how: str) -> torch.Tensor:
+    """`normalise` with the masked entries left at the value the same normalisation gives them
+    (their own scores are finite wherever they are items)."""
     keep = ~masked
     n = keep.sum(1, keepdim=True).clamp_min(1)
     x = torch.where(keep, s, torch.zeros_like(s))
@@ -46,7 +54,7 @@ def normalise(s: torch.Tensor, masked: torch.Tensor, how: str) -> torch.Tensor:
         out = (ranks - n_masked) / n.float()
     else:
         raise ConfigError(f"interpolate.norm={how!r}", hint="use zscore, minmax, rank or none")
-    return out.masked_fill(masked, -torch.inf)
+    return out
 
 
 def blender(alphas, how: str):
@@ -84,6 +92,10 @@ class Blend:
         self.how, self.rows, self.cols = how, rows, cols
         normalise(torch.zeros(1, 1), torch.zeros(1, 1, dtype=torch.bool), how)  # check `how`
 
+    def __call__(self, s, masked, tcol, strict) -> torch.Tensor:
+        """The evaluator's count (`recx.eval.evaluator.CountFn`), with `values` beside it."""
+        return self.counts(s, masked, tcol, strict)
+
     def counts(self, s: torch.Tensor, masked: torch.Tensor, tcol: torch.Tensor,
                strict: bool) -> torch.Tensor:
         """s [2, B, C] (transferred, base; −∞ at masked) → [A, B]: how many candidates score above
@@ -120,6 +132,25 @@ class Blend:
                     compare(xb.add_(yb), tv[i, :, None], out=hb)
                     out[i, r0:r1] += hb.sum(1)
         return out
+
+
+    def values(self, s: torch.Tensor, masked: torch.Tensor, tcol: torch.Tensor,
+               rows: torch.Tensor, items: torch.Tensor) -> tuple | None:
+        """The blends `counts` compares, of each user's target [A, B] and of the items (rows,
+        items) [A, P], each model normalised over the candidates `masked` leaves — so an item
+        outside them gets the value the same normalisation gives it, and the other candidate
+        rule ranks the same blend. None under norm=rank: a rank is only defined among the
+        candidates."""
+        if self.how == "rank":
+            return None
+        a = self.alphas.to(s.device)[:, None]
+        b = 1 - a
+        t = _normalised(s[0], masked, self.how)
+        d = _normalised(s[1], masked, self.how)
+        own = torch.arange(s.shape[1], device=s.device)
+        tv = a * t[own, tcol][None] + b * d[own, tcol][None]
+        hv = a * t[rows, items][None] + b * d[rows, items][None]
+        return tv, hv
 
 
 def select_alpha(alphas, valid_scores) -> int:

@@ -87,7 +87,7 @@ def evaluate_blends(ctx: Context, target, t_model, d_model, splits=("valid", "te
     evaluator.max_len = max_len
     # α grid and norm are in cfg; the blending code counts for this scorer's key only
     key = scorer_key(cfg, ctx.device, t_model, d_model, code=("recx.eval.interpolation",))
-    return evaluator, {s: evaluator.run(both, s, count=blend.counts, variants=2, cache_key=key)
+    return evaluator, {s: evaluator.run(both, s, count=blend, variants=2, cache_key=key)
                        for s in splits}
 
 

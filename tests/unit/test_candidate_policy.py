@@ -97,28 +97,63 @@ def test_both_rules_from_one_pass_equal_two_evaluations(tmp_path, ties):
         assert res.n_candidates.tolist() == alone.n_candidates.tolist()
 
 
-def test_blend_counts_follow_each_rule(tmp_path):
-    """A blend normalises over the candidates, so each rule is counted on its own."""
+@pytest.mark.parametrize("dedup", ["all", "earliest"])
+def test_a_blend_is_normalised_over_the_policy_candidates_and_ranked_under_both(tmp_path,
+                                                                                dedup):
+    """An interpolation normalises each model over the policy's candidates; the other rule
+    ranks that same blend over its own candidates (the history items enter or leave), so it is
+    counted from the policy's pass. Reference: the blend computed by hand, ranked as a plain
+    scorer under each rule."""
     rng = np.random.default_rng(1)
+    events = {f"u{u}": [(f"i{rng.integers(20)}", t) for t in range(8)] for u in range(30)}
+    d = domain_from_frame(timeline_frame(events), dedup=dedup)
+    a = torch.from_numpy(rng.random((d.n_users + 1, d.n_items + 1)))
+    b = torch.from_numpy(rng.random((d.n_users + 1, d.n_items + 1)))
+    two = lambda batch, cand: torch.stack([a[batch.users], b[batch.users]])  # noqa: E731
+    alphas = [0.0, 0.25, 1.0]  # exact in float32, as the blend computes α
+    both = Evaluator(d, ev(), cache_root=tmp_path).run(two, "test", variants=2,
+                                                       count=Blend(alphas, "zscore"))
+    q = d.queries("test")
+    policy = np.zeros((len(q.users), d.n_items + 1), dtype=bool)  # the policy's masked items
+    policy[:, 0] = True
+    if both.mask:
+        r, i = d.user_items(q.users, upto_pos=q.pos)
+        policy[r, i] = True
+    row = {int(u): k for k, u in enumerate(q.users)}
+
+    def z(x, keep):  # zscore over the kept entries, applied to every item
+        mean = x[keep].mean()
+        return (x - mean) / np.sqrt(((x[keep] - mean) ** 2).mean())
+
+    for k, alpha in enumerate(alphas):
+        def blended(batch, cand, alpha=alpha):
+            out = torch.full((len(batch), d.n_items + 1), -np.inf, dtype=torch.float64)
+            for j, u in enumerate(batch.users.tolist()):
+                keep = ~policy[row[u]]
+                out[j, 1:] = torch.from_numpy(alpha * z(a[u].numpy(), keep)
+                                              + (1 - alpha) * z(b[u].numpy(), keep))[1:]
+            return out
+
+        for res in both.candidate_sets():
+            plain = Evaluator(d, ev(mask_variants="policy"), cache_root=tmp_path,
+                              mask_history=res.mask).run(blended, "test")
+            assert res.ranks[k].tolist() == plain.ranks[0].tolist()
+
+
+def test_a_rank_normalised_blend_counts_each_rule_on_its_own(tmp_path):
+    rng = np.random.default_rng(2)
     events = {f"u{u}": [(f"i{rng.integers(20)}", t) for t in range(8)] for u in range(30)}
     d = domain_from_frame(timeline_frame(events), dedup="all")
     a = torch.from_numpy(rng.random((d.n_users + 1, d.n_items + 1)).astype(np.float32))
     b = torch.from_numpy(rng.random((d.n_users + 1, d.n_items + 1)).astype(np.float32))
     two = lambda batch, cand: torch.stack([a[batch.users], b[batch.users]])  # noqa: E731
-    blend = Blend([0.0, 0.5, 1.0], "zscore")
-    both = Evaluator(d, ev(), cache_root=tmp_path).run(two, "test", count=blend.counts,
+    blend = Blend([0.0, 0.5, 1.0], "rank")
+    both = Evaluator(d, ev(), cache_root=tmp_path).run(two, "test", count=blend,
                                                        variants=2)
     for res in both.candidate_sets():
         alone = Evaluator(d, ev(mask_variants="policy"), cache_root=tmp_path,
-                          mask_history=res.mask).run(two, "test", count=blend.counts, variants=2)
+                          mask_history=res.mask).run(two, "test", count=blend, variants=2)
         assert res.ranks.tolist() == alone.ranks.tolist()
-    # α = 1 is the first model alone, α = 0 the second, under either rule
-    for res in both.candidate_sets():
-        for i, s in ((0, b), (2, a)):
-            one = Evaluator(d, ev(mask_variants="policy"), cache_root=tmp_path,
-                            mask_history=res.mask).run(
-                lambda batch, cand, s=s: s[batch.users], "test")
-            assert res.ranks[i].tolist() == one.ranks[0].tolist()
 
 
 def test_dedup_warns_when_it_drops_many_rows(caplog):
