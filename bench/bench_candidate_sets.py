@@ -3,9 +3,10 @@ policy only (`eval.mask_variants=policy`) and with both rules from the same scor
 default), side by side.
 
 A plain model's masked count is the unmasked count minus the history items above the target, so
-the second rule costs one gather over the history; a blend (interpolation) normalises over its
-candidates, so each rule is counted on its own (interpolation runs that need only the policy's
-rows can set `eval.mask_variants=policy`). Scorers: a dot product of 64-d user and item
+the second rule costs one gather over the history. A blend (interpolation) is normalised over
+the policy's candidates; the other rule ranks the same blended values, so it too costs a gather
+of the history items' blends, with the rows' normalisation statistics kept from the policy's
+count (`norm=rank` alone counts each rule on its own). Scorers: a dot product of 64-d user and item
 vectors (the last layer of SASRec-like models) and the blend of two of them over a 21-point α
 grid. The domain is synthetic, sized like Amazon Sports 2014 by default (18,357 items, users
 with 9 events, no repeats: the policy masks the history).

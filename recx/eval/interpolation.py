@@ -29,32 +29,39 @@ def _normalised(s: torch.Tensor, masked: torch.Tensor, how: str) -> torch.Tensor
     """`normalise` with the masked entries left at the value the same normalisation gives them
     (their own scores are finite wherever they are items)."""
     keep = ~masked
-    n = keep.sum(1, keepdim=True).clamp_min(1)
-    x = torch.where(keep, s, torch.zeros_like(s))
     if how == "none":
         return s
-    if how == "zscore":
-        mean = x.sum(1, keepdim=True) / n
-        var = (torch.where(keep, (s - mean) ** 2, torch.zeros_like(s))).sum(1, keepdim=True) / n
-        std = var.sqrt()
-        out = torch.where(std < 1e-12, torch.zeros_like(s), (s - mean) / std.clamp_min(1e-12))
-    elif how == "minmax":
-        lo = torch.where(keep, s, torch.full_like(s, torch.inf)).min(1, keepdim=True).values
-        hi = torch.where(keep, s, torch.full_like(s, -torch.inf)).max(1, keepdim=True).values
-        rng = hi - lo
-        out = torch.where(rng < 1e-12, torch.zeros_like(s), (s - lo) / rng.clamp_min(1e-12))
-    elif how == "rank":
+    if how in ("zscore", "minmax"):
+        return _scaled(s, *_row_stats(s, keep, how))
+    if how == "rank":
         # percentile rank among the candidates; ties are broken by item id (stable sort)
+        n = keep.sum(1, keepdim=True).clamp_min(1)
         filled = torch.where(keep, s, torch.full_like(s, -torch.inf))
         order = filled.argsort(dim=1, stable=True)
         ranks = torch.empty_like(order, dtype=torch.float32)
         ranks.scatter_(1, order, torch.arange(s.shape[1], device=s.device, dtype=torch.float32)
                        .expand_as(order).contiguous())
         n_masked = masked.sum(1, keepdim=True)
-        out = (ranks - n_masked) / n.float()
-    else:
-        raise ConfigError(f"interpolate.norm={how!r}", hint="use zscore, minmax, rank or none")
-    return out
+        return (ranks - n_masked) / n.float()
+    raise ConfigError(f"interpolate.norm={how!r}", hint="use zscore, minmax, rank or none")
+
+
+def _row_stats(s: torch.Tensor, keep: torch.Tensor, how: str) -> tuple:
+    """Each row's (shift, scale) [B, 1] over its kept entries: (mean, std) under zscore,
+    (min, max − min) under minmax."""
+    if how == "zscore":
+        n = keep.sum(1, keepdim=True).clamp_min(1)
+        mean = torch.where(keep, s, torch.zeros_like(s)).sum(1, keepdim=True) / n
+        var = (torch.where(keep, (s - mean) ** 2, torch.zeros_like(s))).sum(1, keepdim=True) / n
+        return mean, var.sqrt()
+    lo = torch.where(keep, s, torch.full_like(s, torch.inf)).min(1, keepdim=True).values
+    hi = torch.where(keep, s, torch.full_like(s, -torch.inf)).max(1, keepdim=True).values
+    return lo, hi - lo
+
+
+def _scaled(s: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """(s − shift) / scale elementwise; 0 where a row is constant."""
+    return torch.where(scale < 1e-12, torch.zeros_like(s), (s - shift) / scale.clamp_min(1e-12))
 
 
 def blender(alphas, how: str):
@@ -91,6 +98,7 @@ class Blend:
         self.alphas = torch.tensor([float(x) for x in alphas])
         self.how, self.rows, self.cols = how, rows, cols
         normalise(torch.zeros(1, 1), torch.zeros(1, 1, dtype=torch.bool), how)  # check `how`
+        self._stats = None, []  # (candidates, row statistics) of the last `counts`
 
     def __call__(self, s, masked, tcol, strict) -> torch.Tensor:
         """The evaluator's count (`recx.eval.evaluator.CountFn`), with `values` beside it."""
@@ -109,11 +117,12 @@ class Blend:
         x = s.new_empty(r, c)
         y = s.new_empty(r, c)
         hit = torch.empty(r, c, dtype=torch.bool, device=s.device)
+        stats = []
         for r0 in range(0, n_b, r):
             r1 = min(r0 + r, n_b)
             # normalised a few users at a time: each user's row is normalised on its own, and
             # the temporaries of the normalisation stay in cache too
-            t, d = _zero_masked(s[:, r0:r1], masked[r0:r1], self.how)
+            t, d = self._block(s[:, r0:r1], masked[r0:r1], stats)
             rows = torch.arange(r1 - r0, device=s.device)
             own = tcol[r0:r1]
             tv = a[:, None] * t[rows, own][None] + b[:, None] * d[rows, own][None]  # [A, rows]
@@ -131,7 +140,21 @@ class Blend:
                     torch.mul(db, b[i], out=yb)
                     compare(xb.add_(yb), tv[i, :, None], out=hb)
                     out[i, r0:r1] += hb.sum(1)
+        if stats:  # for `values`, asked next about the same candidates
+            self._stats = masked, [torch.cat(x) for x in zip(*stats, strict=True)]
         return out
+
+    def _block(self, s: torch.Tensor, masked: torch.Tensor, stats: list) -> tuple:
+        """Both models of a block of rows normalised, 0 at masked entries (as `blender`); the
+        rows' statistics appended to `stats`."""
+        if self.how not in ("zscore", "minmax"):
+            return _zero_masked(s, masked, self.how)
+        keep = ~masked
+        st = [*_row_stats(s[0], keep, self.how), *_row_stats(s[1], keep, self.how)]
+        stats.append(st)
+        zero = torch.zeros_like(s[0])
+        return (torch.where(masked, zero, _scaled(s[0], st[0], st[1])),
+                torch.where(masked, zero, _scaled(s[1], st[2], st[3])))
 
 
     def values(self, s: torch.Tensor, masked: torch.Tensor, tcol: torch.Tensor,
@@ -145,12 +168,18 @@ class Blend:
             return None
         a = self.alphas.to(s.device)[:, None]
         b = 1 - a
-        t = _normalised(s[0], masked, self.how)
-        d = _normalised(s[1], masked, self.how)
         own = torch.arange(s.shape[1], device=s.device)
-        tv = a * t[own, tcol][None] + b * d[own, tcol][None]
-        hv = a * t[rows, items][None] + b * d[rows, items][None]
-        return tv, hv
+        if self.how == "none":
+            tt, ti, dt, di = s[0, own, tcol], s[0, rows, items], s[1, own, tcol], s[1, rows, items]
+        else:
+            if self._stats[0] is not masked:  # `counts` was not asked about these candidates
+                self.counts(s.masked_fill(masked[None], -torch.inf), masked, tcol, True)
+            sh0, sc0, sh1, sc1 = (x[:, 0] for x in self._stats[1])
+            tt, ti = _scaled(s[0, own, tcol], sh0, sc0), _scaled(s[0, rows, items], sh0[rows],
+                                                                 sc0[rows])
+            dt, di = _scaled(s[1, own, tcol], sh1, sc1), _scaled(s[1, rows, items], sh1[rows],
+                                                                 sc1[rows])
+        return a * tt[None] + b * dt[None], a * ti[None] + b * di[None]
 
 
 def select_alpha(alphas, valid_scores) -> int:

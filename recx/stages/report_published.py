@@ -5,7 +5,8 @@ outputs/tables/<report.name>/ and printed.
 - `transfer` (transfer.md): one row per target, Pop, SASRec and every transferred model × source
   (`report.tables.models`, in column order; `model:tag` adds a tagged variant, e.g. an
   ablation): zero-shot NDCG@10 under full ranking and Recall@10 against 100 sampled negatives,
-  then the same for the interpolation with SASRec, each with its change of SASRec on the seeds
+  the same for the zero-shot model gated with Pop (where it was run), each with its change of
+  Pop, then for the interpolation with SASRec, each with its change of SASRec on the seeds
   the blend used; `report.tables.layout=long` puts the models side by side instead, one row per
   target × source, each zero-shot cell with its change of Pop.
 - `text` (text.md): the warm table (all target users) and the cold table (fractions of the
@@ -212,9 +213,14 @@ def markdown_rows(head: list[str], rows: list[list[str]]) -> str:
 
 
 # ------------------------------------------------------------------------------ transfer
+GATED = "zero_shot_gated"  # the setting a gated blend with Pop is shown under
 TRANSFER_VIEWS = [
     ("Zero-shot, NDCG@10, full ranking", "zero_shot", "NDCG@10", "full"),
     ("Zero-shot, Recall@10 against 100 sampled negatives", "zero_shot", "Recall@10", "sampled"),
+    ("Zero-shot gated with Pop (the transferred model blended with Pop counted on the target, "
+     "its weight kept only where the validation gain is significant), NDCG@10, full ranking; "
+     "the change of Pop", GATED, "NDCG@10", "full"),
+    ("The same, Recall@10 against 100 sampled negatives", GATED, "Recall@10", "sampled"),
     ("Interpolated with SASRec (α chosen on validation), NDCG@10, full ranking; the change of "
      "SASRec on the same seeds", "interpolate", "NDCG@10", "full"),
     ("The same, Recall@10 against 100 sampled negatives", "interpolate", "Recall@10", "sampled")]
@@ -229,6 +235,7 @@ def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
     if layout not in ("wide", "long"):
         raise ConfigError(f"report.tables.layout={layout!r}", hint="use wide or long")
     specs = [(m.split(":", 1)[0], m.split(":", 1)[1] if ":" in m else None) for m in models]
+    frame = _gated_as_setting(frame)
     wanted = {t for _, t in specs if t}
     variants = frame[frame.tag.isin(wanted)] if wanted and "tag" in frame else frame.iloc[:0]
     frame = pd.concat([untagged(frame), variants])
@@ -241,20 +248,24 @@ def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
     every_source = sorted({s for _, s in cols}, key=_source_order)
     out = []
     for title, setting, metric, fam in TRANSFER_VIEWS:
+        if setting == GATED and not (frame.setting == GATED).any():
+            continue  # no gated blend was run
         head = (["target", "source", "Pop", "SASRec", *(variant_label(*spec) for spec in specs)]
                 if layout == "long" else
                 ["target", "Pop", "SASRec", *(f"{variant_label(*spec)} ← {label(s)}"
-                                             for spec, s in cols)])
+                                             for spec, s in cols)]) + ["candidates"]
         rows = []
         for t in targets:
             g = frame[(frame.target == t) & (frame.family == fam)]
+            cands = candidates(g.protocol)
             ref = by_seed(g[(g.setting == "in_domain") & (g.model == "sasrec")], metric,
                           f"SASRec on {t}")
             pop = by_seed(g[(g.setting == "in_domain") & (g.model == "pop")], metric,
                           f"Pop on {t}")
             # an interpolation shows its change of the SASRec seeds it blends; in the long layout
             # a zero-shot model its change of Pop
-            against = ref if setting == "interpolate" else pop if layout == "long" else None
+            against = (ref if setting == "interpolate" else
+                       pop if layout == "long" or setting == GATED else None)
             view = (setting, metric, fam)
             if layout == "long":
                 for s in every_source:
@@ -262,13 +273,40 @@ def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
                              for spec in specs]
                     if any(x != NONE for x in texts):  # a source none of the models has
                         rows.append([label(t), label(s), seed_cell(pop, seeds),
-                                     seed_cell(ref, seeds), *texts])
+                                     seed_cell(ref, seeds), *texts, cands])
             else:
                 rows.append([label(t), seed_cell(pop, seeds), seed_cell(ref, seeds),
                              *(_model_cell(of[spec], spec, t, s, view, against, seeds)
-                               for spec, s in cols)])
-        out.append(f"{title}:\n\n" + markdown_rows(head, rows))
+                               for spec, s in cols), cands])
+        protocols = sorted(set(frame[frame.family == fam].protocol))
+        out.append(f"{title}:\n\n" + markdown_rows(head, rows)
+                   + f"\nProtocols: {', '.join(f'`{p}`' for p in protocols) or NONE}.\n")
     return "\n".join(out)
+
+
+def candidates(protocols: pd.Series) -> str:
+    """The candidate sets of a row's protocol strings: `mask=on|off` under full ranking (the
+    user's history out of the candidates or in), `sampled:N:…` otherwise; two where the row's
+    models were ranked differently (which a like-for-like table must show)."""
+    def one(p: str) -> str:
+        parts = str(p).split("/")
+        return next((x for x in parts if x.startswith("mask=")), "?") if "full" in parts \
+            else (parts[1] if len(parts) > 1 else str(p))
+    return ", ".join(sorted({one(p) for p in protocols})) or NONE
+
+
+def _gated_as_setting(frame: pd.DataFrame) -> pd.DataFrame:
+    """A zero-shot model gated against Pop (`interpolate.select=gated` with base pop, tagged
+    zero_shot_gated) is a setting of its own here, untagged, beside the plain zero-shot one."""
+    if "tag" not in frame:
+        return frame
+    gated = frame.tag.eq(GATED) & frame.setting.eq("interpolate") & frame.base.eq("pop")
+    if not gated.any():
+        return frame
+    frame = frame.copy()
+    frame.loc[gated, "setting"] = GATED
+    frame.loc[gated, "tag"] = ABSENT
+    return frame
 
 
 def _source_order(source: str) -> tuple:

@@ -97,9 +97,10 @@ def test_both_rules_from_one_pass_equal_two_evaluations(tmp_path, ties):
         assert res.n_candidates.tolist() == alone.n_candidates.tolist()
 
 
-@pytest.mark.parametrize("dedup", ["all", "earliest"])
+@pytest.mark.parametrize("dedup,norm", [("all", "zscore"), ("earliest", "zscore"),
+                                        ("all", "minmax"), ("earliest", "minmax")])
 def test_a_blend_is_normalised_over_the_policy_candidates_and_ranked_under_both(tmp_path,
-                                                                                dedup):
+                                                                                dedup, norm):
     """An interpolation normalises each model over the policy's candidates; the other rule
     ranks that same blend over its own candidates (the history items enter or leave), so it is
     counted from the policy's pass. Reference: the blend computed by hand, ranked as a plain
@@ -112,7 +113,7 @@ def test_a_blend_is_normalised_over_the_policy_candidates_and_ranked_under_both(
     two = lambda batch, cand: torch.stack([a[batch.users], b[batch.users]])  # noqa: E731
     alphas = [0.0, 0.25, 1.0]  # exact in float32, as the blend computes α
     both = Evaluator(d, ev(), cache_root=tmp_path).run(two, "test", variants=2,
-                                                       count=Blend(alphas, "zscore"))
+                                                       count=Blend(alphas, norm))
     q = d.queries("test")
     policy = np.zeros((len(q.users), d.n_items + 1), dtype=bool)  # the policy's masked items
     policy[:, 0] = True
@@ -121,7 +122,9 @@ def test_a_blend_is_normalised_over_the_policy_candidates_and_ranked_under_both(
         policy[r, i] = True
     row = {int(u): k for k, u in enumerate(q.users)}
 
-    def z(x, keep):  # zscore over the kept entries, applied to every item
+    def z(x, keep):  # the normalisation over the kept entries, applied to every item
+        if norm == "minmax":
+            return (x - x[keep].min()) / (x[keep].max() - x[keep].min())
         mean = x[keep].mean()
         return (x - mean) / np.sqrt(((x[keep] - mean) ** 2).mean())
 

@@ -49,14 +49,32 @@ def test_transfer_cells_and_seed_matched_gain():
             row("in_domain", "sasrec", 0, 0.7, 0.8, protocol=SAMPLED)]
     text = P.transfer_tables(frame(rows), ["preprec"], seeds=3)
     head, _, ml = lines_of(text, "Zero-shot, NDCG@10, full ranking")
-    assert head == "| target | Pop | SASRec | PrepRec ← Yelp-A |"
+    assert head == "| target | Pop | SASRec | PrepRec ← Yelp-A | candidates |"
     # mean 0.075, sample std of (0.06, 0.09) = 0.0212; two of three seeds; the tagged row is out
-    assert ml == "| ml-100k | 0.0500 (1) | 0.1500 ± 0.0707 (2) | 0.0750 ± 0.0212 (2) |"
+    # the candidates column shows that Pop (mask=on) and the others (mask=off) differ
+    assert ml == ("| ml-100k | 0.0500 (1) | 0.1500 ± 0.0707 (2) | 0.0750 ± 0.0212 (2) | "
+                  "mask=off, mask=on |")
     *_, ml = lines_of(text, "Interpolated with SASRec")
     # the blend of seed 0 against SASRec seed 0 (0.10), not the two-seed mean
-    assert ml.endswith("| 0.1100 (1), +10.0 % |")
+    assert ml.endswith("| 0.1100 (1), +10.0 % | mask=off, mask=on |")
     *_, sampled = lines_of(text, "Zero-shot, Recall@10 against 100 sampled negatives")
-    assert sampled == "| ml-100k | · | 0.8000 (1) | · |"
+    assert sampled == "| ml-100k | · | 0.8000 (1) | · | sampled:100:uniform |"
+
+
+def test_the_gated_blend_with_pop_is_a_table_of_its_own():
+    rows = [row("in_domain", "pop", 0, 0.05, 0.10, protocol=POP_FULL),
+            row("zero_shot", "preprec", 0, 0.04, 0.12, source="yelp_a", protocol=POP_FULL),
+            row("interpolate", "preprec", 0, 0.06, 0.13, source="yelp_a", protocol=POP_FULL,
+                base="pop", tag="zero_shot_gated")]
+    text = P.transfer_tables(frame(rows), ["preprec"], seeds=1)
+    *_, ml = lines_of(text, "Zero-shot gated with Pop")
+    assert ml == "| ml-100k | 0.0500 | · | 0.0600, +20.0 % | mask=on |"
+    *_, ml = lines_of(text, "Zero-shot, NDCG@10, full ranking")
+    assert ml == "| ml-100k | 0.0500 | · | 0.0400 | mask=on |"  # the plain zero-shot cell stays
+    *_, ml = lines_of(text, "Interpolated with SASRec")
+    assert ml == "| ml-100k | 0.0500 | · | · | mask=on |"  # a blend with Pop is not one with SASRec
+    # without any gated run the table is left out
+    assert "gated" not in P.transfer_tables(frame(rows[:2]), ["preprec"], seeds=1)
 
 
 def test_other_tie_rules_stay_out_and_a_seed_twice_is_an_error():
@@ -66,7 +84,7 @@ def test_other_tie_rules_stay_out_and_a_seed_twice_is_an_error():
             row("zero_shot", "preprec", 0, 0.06, 0.12, source="yelp_a")]
     text = P.transfer_tables(frame(rows), ["preprec"], seeds=1)
     *_, ml = lines_of(text, "Zero-shot, NDCG@10, full ranking")
-    assert ml == "| ml-100k | 0.0500 | · | 0.0600 |"
+    assert ml == "| ml-100k | 0.0500 | · | 0.0600 | mask=off, mask=on |"
     # Pop with and without the history mask on one seed: which one is meant is not guessed
     rows.append(row("in_domain", "pop", 0, 0.04, 0.09, protocol=FULL))
     with pytest.raises(ConfigError, match=r"Pop on ml_100k: more than one run of seed\(s\) \[0\]"):
@@ -84,8 +102,8 @@ def test_a_tagged_variant_gets_columns_of_its_own():
                                           seeds=1)
     head, _, ml = lines_of(text, "Zero-shot, NDCG@10, full ranking")
     assert head == ("| target | Pop | SASRec | statmlp ← Yelp-A | "
-                    "statmlp (popularity only) ← Yelp-A |")
-    assert ml == "| ml-100k | 0.0500 | · | 0.0200 | 0.0100 |"
+                    "statmlp (popularity only) ← Yelp-A | candidates |")
+    assert ml == "| ml-100k | 0.0500 | · | 0.0200 | 0.0100 | mask=on |"
 
 
 def test_long_layout_puts_models_side_by_side_with_their_change_of_pop():
@@ -101,17 +119,18 @@ def test_long_layout_puts_models_side_by_side_with_their_change_of_pop():
     text = P.transfer_tables(frame(rows), ["preprec", "statmlp"], seeds=2,
                                           layout="long")
     head, align, beauty, yelp = lines_of(text, "Zero-shot, NDCG@10, full ranking")
-    assert head == "| target | source | Pop | SASRec | PrepRec | statmlp |"
-    assert align == "|---|---|---:|---:|---:|---:|"
+    assert head == "| target | source | Pop | SASRec | PrepRec | statmlp | candidates |"
+    assert align == "|---|---|---:|---:|---:|---:|---:|"
     # sources sorted; PrepRec's mean 0.07 is +40 % of Pop's 0.05, statmlp's 0.02 is −60 %
     assert beauty == ("| ml-100k | Beauty | 0.0500 ± 0.0000 | 0.1500 ± 0.0707 | · | "
-                      "0.0200 (1), -60.0 % |")
+                      "0.0200 (1), -60.0 % | mask=off, mask=on |")
     assert yelp == ("| ml-100k | Yelp-A | 0.0500 ± 0.0000 | 0.1500 ± 0.0707 | "
-                    "0.0700 ± 0.0141, +40.0 % | 0.0400 (1), -20.0 % |")
+                    "0.0700 ± 0.0141, +40.0 % | 0.0400 (1), -20.0 % | mask=off, mask=on |")
     # an interpolation's change is of the SASRec seed it blends (seed 1: 0.20); rows without
     # any model's run are left out
     _, _, only = lines_of(text, "Interpolated with SASRec")
-    assert only.endswith("| Yelp-A | 0.0500 ± 0.0000 | 0.1500 ± 0.0707 | · | 0.2200 (1), +10.0 % |")
+    assert only.endswith("| Yelp-A | 0.0500 ± 0.0000 | 0.1500 ± 0.0707 | · | 0.2200 (1), +10.0 % "
+                         "| mask=off, mask=on |")
 
 
 def test_text_warm_and_cold():
@@ -259,9 +278,9 @@ def test_transfer_and_claims_views_read_the_policy_rows(tmp_path):
     text = view(tmp_path, "transfer")
     *_, ml = lines_of(text, "Zero-shot, NDCG@10, full ranking")
     # mean 0.075 ± 0.0212 of the policy rows (not the other rule's 0.90); Pop 0.05 over 2 seeds
-    assert ml == "| ml-100k | 0.0500 ± 0.0000 | 0.1500 ± 0.0707 | 0.0750 ± 0.0212 |"
+    assert ml == "| ml-100k | 0.0500 ± 0.0000 | 0.1500 ± 0.0707 | 0.0750 ± 0.0212 | mask=off |"
     *_, blend = lines_of(text, "Interpolated with SASRec")
-    assert blend.endswith("| 0.1100 (1), +10.0 % |")
+    assert blend.endswith("| 0.1100 (1), +10.0 % | mask=off |")
     claims_md = view(tmp_path, "claims")
     assert claims_md.startswith("## preprec") and "| -50.0 % |" in claims_md
     table = pd.read_csv(tmp_path / "outputs" / "tables" / "pub" / "claims.csv")
