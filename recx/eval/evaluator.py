@@ -27,37 +27,13 @@ from recx.data.scenarios import SPLIT_CODES
 from recx.data.sequences import SeqBatch, query_batch
 from recx.errors import ConfigError, EvalError
 from recx.eval import metrics as M
+from recx.eval.counting import CountFn, history_above, target_counts
 from recx.eval.protocols import negatives_for, protocol_string
 
 log = logging.getLogger(__name__)
 
 # score_fn(batch, candidates or None) → [B, N+1] (full) or [B, C]; or [V, B, ·] for V variants
 ScoreFn = Callable[[SeqBatch, torch.Tensor | None], torch.Tensor]
-# count(scores [V, B, C] with -inf at masked entries, masked [B, C], target columns [B],
-#       strict) → [V', B]: how many candidates score above each target (strict) or at least as
-# high (the target included). Ranks come from these counts, so a scorer with many variants
-# (an interpolation's α grid) can count them without holding every variant's scores.
-# A count may also say what it compares: `count.values(s, masked, tcol, rows, items)` → the
-# compared values of each target [V', B] and of the items (rows, items) [V', P], under the
-# candidates `masked` leaves, or None. Then the other candidate rule is counted from the same
-# values (the history items that enter or leave the candidates), not counted again.
-CountFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], torch.Tensor]
-
-
-def target_counts(s: torch.Tensor, masked: torch.Tensor, tcol: torch.Tensor,
-                  strict: bool) -> torch.Tensor:
-    """The plain CountFn: one rank per score variant."""
-    t = s[:, torch.arange(s.shape[1], device=s.device), tcol].unsqueeze(-1)
-    return ((s > t) if strict else (s >= t)).sum(-1)
-
-
-def _plain_values(s, masked, tcol, rows, items):
-    return s[:, torch.arange(s.shape[1], device=s.device), tcol], s[:, rows, items]
-
-
-target_counts.values = _plain_values
-
-
 @dataclass
 class SplitResult:
     split: str
@@ -108,18 +84,6 @@ QueryOrder = Callable[[object, np.ndarray], np.ndarray | None]
 
 def _take(q: Queries, idx: np.ndarray) -> Queries:
     return Queries(q.users[idx], q.pos[idx], q.targets[idx], q.query_ts[idx])
-
-
-def _history_above(values, b: int, rows: torch.Tensor) -> tuple:
-    """How many of each user's listed history items compare above its target (greater) and at
-    least as high (at least), [V, B] each, from `values` = (targets [V, B], items [V, P])."""
-    tv, hv = values
-    ht = tv[:, rows]
-    out = []
-    for hit in (hv > ht, hv >= ht):
-        n = torch.zeros(hit.shape[0], b, dtype=torch.int64, device=hit.device)
-        out.append(n.index_add_(1, rows, hit.long()))
-    return tuple(out)
 
 
 class Evaluator:
@@ -340,7 +304,7 @@ class Evaluator:
                 counts[other] = counted(other)
             else:  # masking removes the history items above the target; unmasking adds them
                 sign = -1 if other else 1
-                delta = _history_above(values, b, rows)
+                delta = history_above(values, b, rows)
                 counts[other] = tuple(None if c is None else c + sign * dc
                                       for c, dc in zip(counts[policy], delta, strict=True))
         in_hist = d.repeat_event[q.pos[sl]]

@@ -101,7 +101,7 @@ class Blend:
         self._stats = None, []  # (candidates, row statistics) of the last `counts`
 
     def __call__(self, s, masked, tcol, strict) -> torch.Tensor:
-        """The evaluator's count (`recx.eval.evaluator.CountFn`), with `values` beside it."""
+        """The evaluator's count (`recx.eval.counting.CountFn`), with `values` beside it."""
         return self.counts(s, masked, tcol, strict)
 
     def counts(self, s: torch.Tensor, masked: torch.Tensor, tcol: torch.Tensor,

@@ -37,8 +37,11 @@ from recx.errors import ConfigError
 from recx.stages import StageResult
 from recx.stages.report_rows import (
     ABSENT,
+    GATED,
     candidate_rows,
+    candidates,
     collect,
+    gated_as_setting,
     mean_std,
     select,
     split_experiments,
@@ -213,7 +216,6 @@ def markdown_rows(head: list[str], rows: list[list[str]]) -> str:
 
 
 # ------------------------------------------------------------------------------ transfer
-GATED = "zero_shot_gated"  # the setting a gated blend with Pop is shown under
 TRANSFER_VIEWS = [
     ("Zero-shot, NDCG@10, full ranking", "zero_shot", "NDCG@10", "full"),
     ("Zero-shot, Recall@10 against 100 sampled negatives", "zero_shot", "Recall@10", "sampled"),
@@ -235,7 +237,7 @@ def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
     if layout not in ("wide", "long"):
         raise ConfigError(f"report.tables.layout={layout!r}", hint="use wide or long")
     specs = [(m.split(":", 1)[0], m.split(":", 1)[1] if ":" in m else None) for m in models]
-    frame = _gated_as_setting(frame)
+    frame = gated_as_setting(frame)
     wanted = {t for _, t in specs if t}
     variants = frame[frame.tag.isin(wanted)] if wanted and "tag" in frame else frame.iloc[:0]
     frame = pd.concat([untagged(frame), variants])
@@ -282,31 +284,6 @@ def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
         out.append(f"{title}:\n\n" + markdown_rows(head, rows)
                    + f"\nProtocols: {', '.join(f'`{p}`' for p in protocols) or NONE}.\n")
     return "\n".join(out)
-
-
-def candidates(protocols: pd.Series) -> str:
-    """The candidate sets of a row's protocol strings: `mask=on|off` under full ranking (the
-    user's history out of the candidates or in), `sampled:N:…` otherwise; two where the row's
-    models were ranked differently (which a like-for-like table must show)."""
-    def one(p: str) -> str:
-        parts = str(p).split("/")
-        return next((x for x in parts if x.startswith("mask=")), "?") if "full" in parts \
-            else (parts[1] if len(parts) > 1 else str(p))
-    return ", ".join(sorted({one(p) for p in protocols})) or NONE
-
-
-def _gated_as_setting(frame: pd.DataFrame) -> pd.DataFrame:
-    """A zero-shot model gated against Pop (`interpolate.select=gated` with base pop, tagged
-    zero_shot_gated) is a setting of its own here, untagged, beside the plain zero-shot one."""
-    if "tag" not in frame:
-        return frame
-    gated = frame.tag.eq(GATED) & frame.setting.eq("interpolate") & frame.base.eq("pop")
-    if not gated.any():
-        return frame
-    frame = frame.copy()
-    frame.loc[gated, "setting"] = GATED
-    frame.loc[gated, "tag"] = ABSENT
-    return frame
 
 
 def _source_order(source: str) -> tuple:

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 
 ABSENT = "–"  # how a table writes a key a row does not have (no source, no tag)
+GATED = "zero_shot_gated"  # the setting a zero-shot model gated with Pop is shown under
 IDENTITY = ["stage", "setting", "model", "mode", "base", "source", "target", "split", "slice",
             "alpha", "protocol", "user_fraction", "tag", "paper_compat"]
 # identity fields added to a table's rows when they vary (never averaged over)
@@ -188,3 +189,28 @@ def cell(mean, std, n) -> str:
     if mean is None or (isinstance(mean, float) and np.isnan(mean)):
         return ""
     return mean_std(mean, std) + f" (n={n})"
+
+
+def candidates(protocols: pd.Series) -> str:
+    """The candidate sets of a row's protocol strings: `mask=on|off` under full ranking (the
+    user's history out of the candidates or in), `sampled:N:…` otherwise; two where the row's
+    models were ranked differently (which a like-for-like table must show)."""
+    def one(p: str) -> str:
+        parts = str(p).split("/")
+        return next((x for x in parts if x.startswith("mask=")), "?") if "full" in parts \
+            else (parts[1] if len(parts) > 1 else str(p))
+    return ", ".join(sorted({one(p) for p in protocols})) or "·"
+
+
+def gated_as_setting(frame: pd.DataFrame) -> pd.DataFrame:
+    """A zero-shot model gated against Pop (`interpolate.select=gated` with base pop, tagged
+    zero_shot_gated) is a setting of its own here, untagged, beside the plain zero-shot one."""
+    if "tag" not in frame:
+        return frame
+    gated = frame.tag.eq(GATED) & frame.setting.eq("interpolate") & frame.base.eq("pop")
+    if not gated.any():
+        return frame
+    frame = frame.copy()
+    frame.loc[gated, "setting"] = GATED
+    frame.loc[gated, "tag"] = ABSENT
+    return frame
