@@ -16,12 +16,13 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from recx.errors import ConfigError
+from recx.eval.interpolation import ZERO_SHOT_GATED
 
 log = logging.getLogger(__name__)
 
 
 ABSENT = "–"  # how a table writes a key a row does not have (no source, no tag)
-GATED = "zero_shot_gated"  # the setting a zero-shot model gated with Pop is shown under
+GATED = ZERO_SHOT_GATED  # the setting a zero-shot model gated with Pop is shown under
 IDENTITY = ["stage", "setting", "model", "mode", "base", "source", "target", "split", "slice",
             "alpha", "protocol", "user_fraction", "tag", "paper_compat"]
 # identity fields added to a table's rows when they vary (never averaged over)
