@@ -1,9 +1,9 @@
 """Time diagnostics under the model's own period lengths.
 
-PrepRec describes an item by its popularity in past coarse and fine periods (30 and 7 days by
-default, or the domain's `time_scale`); a domain whose events fall in few periods, or in
-periods far apart, gives it mostly empty inputs. Other models use the same default lengths, so
-their numbers are comparable across models.
+PrepRec describes an item by its popularity in past coarse and fine periods (30 and 7 days,
+shortened on short domains under `periods=auto`, or the domain's `time_scale`); a domain whose
+events fall in few periods, or in periods far apart, gives it mostly empty inputs. Other models
+use 30 and 7 days everywhere, so their numbers are comparable across models.
 
 Profile of one domain (training events only): its time span, and for the coarse and fine
 lengths the number of calendar periods between the first and the last event and how many of
@@ -23,12 +23,13 @@ from recx.diagnostics.cache import Profile, cached_profile, triple, weighted_mea
 
 
 def period_config(domain, model=None) -> PopularityConfig:
-    """The period lengths the model uses on `domain`: PrepRec's feature config, anything else
-    the default lengths; a domain's `time_scale` overrides both, as it does for PrepRec."""
+    """The period lengths the model uses on `domain`: PrepRec's feature config (scaled to the
+    domain's timestamps under `periods=auto`, as PrepRec does), anything else the default
+    lengths; a domain's `time_scale` overrides both, as it does for PrepRec."""
     features = getattr(model, "features", None) if getattr(model, "name", "") == "preprec" \
         else None
     compat = getattr(model, "compat", {}) if features is not None else {}
-    return PopularityConfig.from_dict(features or {}, domain.time_scale,
+    return PopularityConfig.from_dict(features or {}, domain.time_scale, ts=domain.ts,
                                       year_reset_periods=bool(compat.get("year_reset_periods")))
 
 

@@ -17,7 +17,7 @@ IN_DOMAIN = {
     "bert4rec": "94f7944d02e0",
     "gru4rec": "992d4e3ca6c6",
     "idp": "b4efb68f7f40",
-    "preprec": "8b2b91b35b9e",
+    "preprec": "adbf64aa1e1b",
     "sasrec": "e8ab74bd4c28",
     "statmlp": "42119d7a60b5",
     "unisrec": "5a8020999a80",
@@ -25,7 +25,7 @@ IN_DOMAIN = {
 # pre-training (`recx pretrain model=<m> source=tiny`), every zero-shot model with weights
 PRETRAIN = {
     "idp": "c99e034b4eea",
-    "preprec": "8b2b91b35b9e",
+    "preprec": "adbf64aa1e1b",
     "statmlp": "939ca33b8c39",
     "unisrec": "1e699151161e",
 }

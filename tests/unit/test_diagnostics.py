@@ -108,10 +108,17 @@ def test_time_profile_by_hand(small):
     assert d["time.log10_span_days.target"] == pytest.approx(2.0)
     assert d["time.log10_events_per_coarse.target"] == pytest.approx(np.log10(3))
     # PrepRec's own lengths and a domain's time_scale decide the periods
-    model = build_model(model_config("preprec", features={"coarse_days": 10}))
+    model = build_model(model_config("preprec", features={"coarse_days": 10, "periods": "fixed"}))
     assert period_config(small, model).coarse_days == 10.0
+    # periods=auto (the default), as PrepRec scales them: the central 98 % of the 12 event times
+    # span 0.11 → 200.89 days, 200.78 / (2 × (12 + 1)) = 7.7223 days < 10, fine in proportion
+    auto = build_model(model_config("preprec", features={"coarse_days": 10}))
+    cfg = period_config(small, auto)
+    assert cfg.coarse_days == pytest.approx(200.78 / 26)
+    assert cfg.fine_days == pytest.approx(200.78 / 26 * 7 / 10)
     small.time_scale = {"coarse_days": 50.0}
     assert period_config(small, model).coarse_days == 50.0
+    assert period_config(small, auto).coarse_days == 50.0
 
 
 def test_percentile_states():
