@@ -12,6 +12,7 @@
 #   SEEDS=3                     seeds of a complete cell (a cell with fewer shows its count)
 #   OUT=docs/results            where the pages go
 #   EXTRA="..."                 overrides of every report, e.g. "paths.root=/big/disk"
+#   NOTE="..."                  a paragraph for the top of transfer.md (what the runs' configs were)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,12 @@ SEEDS=${SEEDS:-3}
 OUT=${OUT:-docs/results}
 TABLES=outputs/tables
 for o in ${EXTRA:-}; do [[ $o == paths.root=* ]] && TABLES=${o#paths.root=}/outputs/tables; done
-COMMON=(progress=false "report.tables.models=[$MODELS]" report.tables.seeds="$SEEDS" ${EXTRA:-})
+# the untagged runs, the gated zero-shot blends and the variants MODELS names (model:tag); other
+# tagged runs (ablations, one-off comparisons) stay out of these pages
+tags=null,zero_shot_gated
+for m in ${MODELS//,/ }; do [[ $m == *:* ]] && tags+=",${m#*:}"; done
+COMMON=(progress=false "report.tables.models=[$MODELS]" report.tables.seeds="$SEEDS"
+        "+report.where.tag=[$tags]" ${EXTRA:-})
 mkdir -p "$OUT"
 
 report() { recx report "${COMMON[@]}" "$@" >/dev/null; }
@@ -44,6 +50,7 @@ tables: 100 uniform negatives), and the protocol strings are under each table. S
 Amazon Beauty 2014, Sports = Amazon Sports 2014, Yelp-A.
 
 EOF
+  [[ -n "${NOTE:-}" ]] && printf '%s\n\n' "$NOTE"
   sed 's/^\([A-Z].*\):$/### \1/' "$TABLES/results/transfer.md"
   printf '\n## The other candidate rule\n\nThe same runs ranked under the rule that is not the '
   printf "target's policy (history masked where the policy keeps it, and the reverse), from the "

@@ -55,7 +55,7 @@ def select(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
             raise ConfigError(f"report.where.{key}: no metrics row has a field {key!r}",
                               hint=f"use fields such as {IDENTITY}")
         values = want if isinstance(want, list) else [want]
-        keep &= frame[key].map(lambda v, vals=values: v in vals or str(v) in map(str, vals))
+        keep &= frame[key].map(lambda v, vals=values: _wanted(v, vals))
     out = frame[keep].copy()
     # the newest row per (identity, experiment, seed)
     for c in [*IDENTITY, "seed", "experiment_hash"]:
@@ -66,6 +66,14 @@ def select(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
     out = out.sort_values("finished_at").drop_duplicates(
         [*IDENTITY, "experiment_hash", "seed"], keep="last") if "finished_at" in out else out
     return out
+
+
+def _wanted(v, values: list) -> bool:
+    """v is one of `values` (as written or as text); None among them also takes the rows
+    without a value (untagged: None, NaN or the table's blank)."""
+    if v in values or str(v) in map(str, values):
+        return True
+    return None in values and (v is None or v == ABSENT or v != v)
 
 
 def candidate_rows(frame: pd.DataFrame, which: str) -> pd.DataFrame:

@@ -18,6 +18,19 @@ def test_report_where_takes_any_field_as_written():
         compose("report", ["report.wher=1"])
 
 
+def test_report_where_null_selects_the_rows_without_a_value():
+    import pandas as pd
+
+    from recx.stages.report_rows import select
+
+    rows = pd.DataFrame({"split": "test", "model": "preprec", "seed": 0,
+                         "tag": [None, "zero_shot_gated", "periods_auto", float("nan")]})
+    kept = select(rows, {"tag": [None, "zero_shot_gated"]})
+    assert kept["tag"].isna().tolist() == [True, False, True]
+    assert kept["tag"].iloc[1] == "zero_shot_gated"
+    assert select(rows, {"tag": "periods_auto"})["tag"].tolist() == ["periods_auto"]
+
+
 def _custom(tmp_path, *extra):
     (tmp_path / "clicks.csv").write_text(
         "uid,sku,ts,blurb\n" + "".join(f"u{u},i{i},{10 * u + i},{'note ' + str(i)}\n"
