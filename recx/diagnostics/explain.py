@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -90,10 +91,28 @@ def _reference(frame: pd.DataFrame, model: str, settings, metrics) -> pd.DataFra
     return sel.groupby(["target", "protocol"])[metrics].mean()
 
 
+def by_candidate_rule(frame: pd.DataFrame) -> pd.DataFrame:
+    """Full-ranking rows named by their candidate rule relative to the target's policy
+    (`mask=policy|other`) instead of `mask=on|off`, so that targets of different policies pool
+    into one correlation; every gain is still taken within one target and one candidate set."""
+    if "policy" not in frame or "protocol" not in frame:
+        return frame
+    full = frame["protocol"].astype(str).str.contains("/full/")
+    if not full.any():
+        return frame
+    frame = frame.copy()
+    rule = frame.loc[full, "policy"].map(lambda v: "other" if v is False else "policy")
+    frame.loc[full, "protocol"] = [re.sub(r"mask=[^/]+", f"mask={r}", str(p))
+                                   for p, r in zip(frame.loc[full, "protocol"], rule,
+                                                   strict=True)]
+    return frame
+
+
 def transfer_cells(frame: pd.DataFrame, diags: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     """The cells of the metric rows `frame` (selected test rows of one candidate policy)."""
     if frame.empty or "setting" not in frame:
         return pd.DataFrame()
+    frame = by_candidate_rule(frame)
     zs = frame[(frame["setting"] == "zero_shot") & (frame["model"] != "pop")
                & frame["source"].notna() & _untagged(frame) & _full_users(frame)]
     if zs.empty:

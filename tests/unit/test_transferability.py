@@ -182,9 +182,10 @@ def test_report_views_write_their_tables_and_figures(matrix):
     assert res.rows == [] and not res.write
     out = matrix / "outputs" / "tables" / "why"
     md = (out / "transferability.md").read_text()
-    assert "## preprec · `loo/full/mask=on/ties=pessimistic` (12 cells, 4 targets)" in md
+    # named by the candidate rule: targets of different policies pool
+    assert "## preprec · `loo/full/mask=policy/ties=pessimistic` (12 cells, 4 targets)" in md
     assert "| input.pos.tv | **-1.00** | [-1.00, -1.00] | -1.00 (4) |" in md
-    assert (out / "transferability_preprec_loo_full_mask_on_ties_pessimistic.png").exists()
+    assert (out / "transferability_preprec_loo_full_mask_policy_ties_pessimistic.png").exists()
     gated = (out / "zero_shot_gated.md").read_text()
     assert "| t1 | a | 2 | 0.1000 |" in gated and "+50.0 %" in gated
     assert "above Pop in 1, equal in 0, below Pop in 0 of 1 cells" in gated
@@ -195,3 +196,17 @@ def test_report_views_write_their_tables_and_figures(matrix):
     assert "| advisor | 4 / 4 |" in adv and "| largest source | 0 / 4 |" in adv
     ranking = pd.read_csv(out / "advisor_ranking.csv")  # the candidate d of t1, never run
     assert list(ranking["source"]) == ["d"] and list(ranking["target"]) == ["t1"]
+
+
+def test_cells_are_named_by_their_candidate_rule_so_policies_pool():
+    from recx.diagnostics.explain import by_candidate_rule
+
+    frame = pd.DataFrame({"protocol": ["loo/full/mask=on/ties=pessimistic",
+                                       "loo/full/mask=off/ties=pessimistic",
+                                       "loo/full/mask=off/ties=pessimistic",
+                                       "loo/sampled:100:uniform/mask=n-a/ties=pessimistic"],
+                          "policy": [True, True, False, True]})
+    assert by_candidate_rule(frame)["protocol"].tolist() == [
+        "loo/full/mask=policy/ties=pessimistic", "loo/full/mask=policy/ties=pessimistic",
+        "loo/full/mask=other/ties=pessimistic",
+        "loo/sampled:100:uniform/mask=n-a/ties=pessimistic"]
