@@ -250,9 +250,9 @@ def transfer_tables(frame: pd.DataFrame, models: list[str], seeds: int = 3,
     every_source = sorted({s for _, s in cols}, key=_source_order)
     out = []
     for title, setting, metric, fam in TRANSFER_VIEWS:
-        ran = (frame.setting == setting) & (frame.family == fam)
-        if setting != "zero_shot" and not ran.any():
-            continue  # no blend of this kind was run under this protocol
+        ran = (frame.setting == setting) if setting != "zero_shot" else frame.setting.notna()
+        if not (ran & (frame.family == fam)).any():
+            continue  # nothing of this kind was ranked under this protocol
         head = (["target", "source", "Pop", "SASRec", *(variant_label(*spec) for spec in specs)]
                 if layout == "long" else
                 ["target", "Pop", "SASRec", *(f"{variant_label(*spec)} ← {label(s)}"
