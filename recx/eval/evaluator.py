@@ -298,8 +298,8 @@ class Evaluator:
         if len(self.masks) > 1:
             other = self.masks[1]
             values = getattr(count, "values", None)
-            values = values(s.masked_fill(pad, -torch.inf), masked[policy], tcol, rows, items) \
-                if values is not None else None
+            # the values at targets and history items only: the padding column is never read
+            values = values(s, masked[policy], tcol, rows, items) if values is not None else None
             if values is None:
                 counts[other] = counted(other)
             else:  # masking removes the history items above the target; unmasking adds them
