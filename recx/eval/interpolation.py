@@ -156,7 +156,6 @@ class Blend:
         return (torch.where(masked, zero, _scaled(s[0], st[0], st[1])),
                 torch.where(masked, zero, _scaled(s[1], st[2], st[3])))
 
-
     def values(self, s: torch.Tensor, masked: torch.Tensor, tcol: torch.Tensor,
                rows: torch.Tensor, items: torch.Tensor) -> tuple | None:
         """The blends `counts` compares, of each user's target [A, B] and of the items (rows,
