@@ -108,29 +108,13 @@ def statmlp_profile(domain, model) -> Profile:
 
 
 def build_statmlp_profile(domain, cfg, fields: list[str], sample: int = STATMLP_SAMPLE) -> Profile:
-    from recx.data.features.graphstats import activity_bins, graph_stats, training_edges
+    from recx.data.features.graphstats import code_tables
 
     none = cfg.cluster_bins
-    U, N = domain.n_users, domain.n_items
-    ucodes = np.full((U + 1, 3), none, np.int64)
-    icodes = np.full((N + 1, 3), none, np.int64)
-    stats = None
-    if any(f not in ("act_u", "act_i") for f in fields):
-        stats = graph_stats(domain, cfg)
-        eu, ei = stats.edge_u, stats.edge_i
-        ucodes[:, 0], icodes[:, 0] = stats.user_act, stats.item_act
-        for codes, cl in ((ucodes, stats.user_cluster), (icodes, stats.item_cluster)):
-            has = cl >= 0
-            codes[has, 1] = stats.node_size_bin[cl[has]]
-            codes[has, 2] = stats.node_dens_bin[cl[has]]
-        ecodes = np.full((stats.n_edge_clusters + 1, 2), none, np.int64)  # last row: none
-        ecodes[:-1, 0], ecodes[:-1, 1] = stats.edge_size_bin, stats.edge_dens_bin
-        pos_edge = stats.edge_label
-    else:
-        eu, ei = training_edges(domain)
-        ucodes[:, 0], icodes[:, 0] = activity_bins(domain, cfg, (eu, ei))
-        ecodes = np.full((1, 2), none, np.int64)
-        pos_edge = np.zeros(len(eu), np.int64)
+    N = domain.n_items
+    tables = code_tables(domain, cfg, graph=any(f not in ("act_u", "act_i") for f in fields))
+    ucodes, icodes, ecodes, stats = tables.user, tables.item, tables.edge, tables.stats
+    eu, ei, pos_edge = tables.edge_u, tables.edge_i, tables.edge_label
     rng = np.random.default_rng(0)
     pick = rng.integers(0, len(eu), size=min(sample, len(eu)))
     cat_u = eu[pick]

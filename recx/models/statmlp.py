@@ -36,13 +36,12 @@ import torch.nn.functional as F
 
 from recx.data.features.graphstats import (
     GraphStatsConfig,
-    activity_bins,
     assign_grid,
     assign_pairs,
+    code_tables,
     graph_stats,
     load_edge_grid,
     save_edge_grid,
-    training_edges,
 )
 from recx.data.sequences import SeqBatch
 from recx.errors import ConfigError
@@ -203,31 +202,17 @@ class StatMLP(RecModel):
 
     def _build_entry(self, domain) -> dict:
         """Code tables and everything the scorer needs for `domain`."""
-        cfg = self.stats_cfg
-        none = cfg.cluster_bins  # the "no cluster" code of size and density fields
-        U, N = domain.n_users, domain.n_items
-        ucodes = np.full((U + 1, 3), none, np.int64)
-        icodes = np.full((N + 1, 3), none, np.int64)
+        N = domain.n_items
         entry: dict = {"domain": domain.name, "data": domain}  # data: the edge-grid cache
-        if self.needs_graph:
-            s = graph_stats(domain, cfg)
-            ucodes[:, 0], icodes[:, 0] = s.user_act, s.item_act
-            for codes, cl in ((ucodes, s.user_cluster), (icodes, s.item_cluster)):
-                has = cl >= 0
-                codes[has, 1] = s.node_size_bin[cl[has]]
-                codes[has, 2] = s.node_dens_bin[cl[has]]
-            ecodes = np.full((s.n_edge_clusters + 1, 2), none, np.int64)  # last row: none
-            ecodes[:-1, 0], ecodes[:-1, 1] = s.edge_size_bin, s.edge_dens_bin
-            eu, ei, elabel = s.edge_u, s.edge_i, s.edge_label
+        # activity fields alone need no Node2Vec
+        tables = code_tables(domain, self.stats_cfg, graph=self.needs_graph)
+        ucodes, icodes, ecodes = tables.user, tables.item, tables.edge
+        eu, ei, elabel = tables.edge_u, tables.edge_i, tables.edge_label
+        if (s := tables.stats) is not None:
             t = torch.from_numpy
             entry.update(user_emb=t(s.user_emb), item_emb=t(s.item_emb),
                          user_has=t(s.user_degree > 0), item_has=t(s.item_degree > 0),
                          centroids=t(s.edge_centroids), feat_hash=s.feat_hash)
-        else:  # activity fields only: no Node2Vec needed
-            eu, ei = training_edges(domain)
-            ucodes[:, 0], icodes[:, 0] = activity_bins(domain, cfg, (eu, ei))
-            ecodes = np.full((1, 2), none, np.int64)
-            elabel = np.zeros(len(eu), np.int64)
         ucodes[0] = icodes[0] = 0  # padding rows: any valid code (column 0 is never ranked)
         for side, codes in (("user", ucodes), ("item", icodes), ("edge", ecodes)):
             sel = codes[:, self.cols[side]]

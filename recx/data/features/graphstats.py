@@ -515,6 +515,41 @@ def feat_hash(domain, cfg: GraphStatsConfig, seed: int, deterministic: bool) -> 
                        FEATURE_VERSION)
 
 
+@dataclass
+class CodeTables:
+    """statmlp's binned inputs of one domain: the codes of every user, item and edge cluster
+    (`cluster_bins` = "no cluster" in the size and density columns), and the training edges."""
+
+    user: np.ndarray  # int64 [U + 1, 3] activity bin, node-cluster size bin, density bin
+    item: np.ndarray  # int64 [N + 1, 3]
+    edge: np.ndarray  # int64 [k_e + 1, 2] edge-cluster size and density bins; last row: none
+    edge_u: np.ndarray  # int64 [E] training edges
+    edge_i: np.ndarray
+    edge_label: np.ndarray  # int64 [E] each edge's cluster (0 without the graph)
+    stats: GraphStats | None  # None: activity fields only (no Node2Vec built)
+
+
+def code_tables(domain, cfg: GraphStatsConfig, graph: bool) -> CodeTables:
+    """The code tables of `domain`; `graph=False` builds the activity bins alone."""
+    none = cfg.cluster_bins
+    ucodes = np.full((domain.n_users + 1, 3), none, np.int64)
+    icodes = np.full((domain.n_items + 1, 3), none, np.int64)
+    if not graph:
+        eu, ei = training_edges(domain)
+        ucodes[:, 0], icodes[:, 0] = activity_bins(domain, cfg, (eu, ei))
+        return CodeTables(ucodes, icodes, np.full((1, 2), none, np.int64), eu, ei,
+                          np.zeros(len(eu), np.int64), None)
+    s = graph_stats(domain, cfg)
+    ucodes[:, 0], icodes[:, 0] = s.user_act, s.item_act
+    for codes, cl in ((ucodes, s.user_cluster), (icodes, s.item_cluster)):
+        has = cl >= 0
+        codes[has, 1] = s.node_size_bin[cl[has]]
+        codes[has, 2] = s.node_dens_bin[cl[has]]
+    ecodes = np.full((s.n_edge_clusters + 1, 2), none, np.int64)
+    ecodes[:-1, 0], ecodes[:-1, 1] = s.edge_size_bin, s.edge_dens_bin
+    return CodeTables(ucodes, icodes, ecodes, s.edge_u, s.edge_i, s.edge_label, s)
+
+
 def graph_stats(domain, cfg: GraphStatsConfig) -> GraphStats:
     """The statistics of `domain`: from the store when the domain has a `FeatureEnv` (seed and
     determinism from it), else built in memory with seed 0, deterministically."""
