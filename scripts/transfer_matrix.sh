@@ -25,25 +25,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BEAUTY=amazon_beauty_2014 SPORTS=amazon_sports_2014 YELP=yelp_a
-SEEDS=${SEEDS:-0,1,2}
-MODELS=${MODELS:-preprec,statmlp}
-# set but empty means none (only an unset knob takes the default)
-SOURCES=${SOURCES-"$BEAUTY $SPORTS $YELP [$BEAUTY,$SPORTS,$YELP]"}
-TARGETS=${TARGETS:-"$BEAUTY $SPORTS $YELP ml_100k ml_latest_small amazon_gift_cards_2018 amazon_magazine_2018"}
+source scripts/matrix_common.sh
 BASE_TARGETS=${BASE_TARGETS-$TARGETS}
-PRETRAIN_ARGS=${PRETRAIN_ARGS:-}
 REPORT=${REPORT:-transfer_matrix}
-COMMON=(progress=false ${EXTRA:-})
-
-join() { local IFS=,; echo "$*"; }
-# the targets that are not among a source key's data sets (zero-shot means unseen)
-unseen() {
-  local src=$1 out=() t
-  for t in $2; do [[ ",${src//[\[\]]/}," == *",$t,"* ]] || out+=("$t"); done
-  join "${out[@]}"
-}
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 if [[ -n "$BASE_TARGETS" ]]; then
   say "in-domain: SASRec and Pop on $(join $BASE_TARGETS)"

@@ -24,26 +24,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BEAUTY=amazon_beauty_2014 SPORTS=amazon_sports_2014 YELP=yelp_a
-SEEDS=${SEEDS:-0,1,2}
-MODELS=${MODELS:-preprec,statmlp}
-SOURCES=${SOURCES-"$BEAUTY $SPORTS $YELP [$BEAUTY,$SPORTS,$YELP]"}
-TARGETS=${TARGETS:-"$BEAUTY $SPORTS $YELP ml_100k ml_latest_small amazon_gift_cards_2018 amazon_magazine_2018"}
-PRETRAIN_ARGS=${PRETRAIN_ARGS:-}
+source scripts/matrix_common.sh
 TEXT_MODELS=${TEXT_MODELS-unisrec,idp}
 TEXT_SOURCES=${TEXT_SOURCES:-"[ml_latest_small,amazon_magazine_2018]"}
 TEXT_TARGETS=${TEXT_TARGETS:-"ml_100k,amazon_gift_cards_2018"}
 UNI_PRE=${UNISREC_PRETRAIN:-"model.optim.pretrain.max_epochs=5"}
 REPORT=${REPORT:-transferability}
-COMMON=(progress=false ${EXTRA:-})
-
-join() { local IFS=,; echo "$*"; }
-unseen() {  # the targets that are not among a source key's data sets
-  local src=$1 out=() t
-  for t in $2; do [[ ",${src//[\[\]]/}," == *",$t,"* ]] || out+=("$t"); done
-  join "${out[@]}"
-}
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 for src in $SOURCES; do
   tgts=$(unseen "$src" "$TARGETS")
