@@ -6,23 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 import recx.stages.blending as blending
 from recx.stages import execute
 from tests.conftest import CONF, assert_valid_rows, compose
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.skipif(
     not all((CONF / "dataset" / f"{n}.yaml").exists() for n in ("tiny", "tiny_b")),
-    reason="the tiny dataset configs are not available")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    reason="the tiny dataset configs are not available"),
+    pytest.mark.usefixtures("one_torch_thread")]
 
 
 def stage(name, overrides, root):

@@ -16,12 +16,7 @@ from tests.conftest import assert_valid_rows, compose
 COMMON = ["model=preprec", "train=fast", "model.max_len=20", "source=tiny", "target=tiny_b"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def stage(root, name, *overrides):
